@@ -1,0 +1,85 @@
+// The accept side of a listening socket: one multishot accept, a bounded ready queue of
+// connections that arrived before anyone asked, and a FIFO of waiting accepts.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ringsock/detail/operation.hpp"
+#include "ringsock/io_options.hpp"
+
+namespace ringsock::detail {
+
+class acceptor {
+ public:
+  acceptor(io_context& ctx, int fd, std::size_t capacity);
+  acceptor(const acceptor&) = delete;
+  acceptor& operator=(const acceptor&) = delete;
+
+  // Starts an accept for `r` (with r.buf_ non-empty a first receive follows). Returns true when
+  // it completed inline: r.res_ holds the new fd (>= 0) or -errno, and done_ is never called.
+  // Otherwise done_ is called once, later, with r.res_ = fd (or, with a buffer, r.fd_ = fd and
+  // r.res_ = bytes received) or -errno.
+  bool start(io_request& r, const io_options& o);
+  // A waiter that dies before it completed (its frame was destroyed with the context).
+  void forget(io_request& r) noexcept;
+  void set_capacity(std::size_t n);
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t queued() const noexcept { return count_; }
+
+  // The listener closes: new connections are refused at once (shutdown before the cancel),
+  // waiters complete with ECANCELED on a following loop turn, unclaimed connections are closed.
+  // The acceptor frees itself, and releases the fd number, after its last CQE.
+  void close() noexcept;
+
+ private:
+  struct accept_op : operation {
+    explicit accept_op(acceptor* a) noexcept;
+    acceptor* self;
+  };
+  struct backoff_op : operation {
+    explicit backoff_op(acceptor* a) noexcept;
+    acceptor* self;
+    __kernel_timespec ts{};
+  };
+  static void on_accept(operation* op, int res, std::uint32_t flags) noexcept;
+  static void on_backoff(operation* op, int res, std::uint32_t flags) noexcept;
+  static void on_wait_timer(operation* op, int res, std::uint32_t flags) noexcept;
+  static void on_wait_cancel(io_request* r) noexcept;
+  static void deliver_cancelled(void* r) noexcept;
+
+  void arm() noexcept;
+  void maybe_arm() noexcept;
+  void start_backoff() noexcept;
+  void maybe_free() noexcept;
+  void watch(io_request& r, const io_options& o);
+  void deliver(io_request& r, int res) noexcept;
+  void first_receive(io_request& r, int fd) noexcept;
+  void push_ready(int fd);
+  int pop_ready() noexcept;
+  void push_waiter(io_request& r) noexcept;
+  io_request* take_waiters() noexcept;  // detaches the whole FIFO
+
+  io_context& ctx_;
+  int fd_;
+  std::size_t capacity_;
+  std::vector<int> ready_;  // ring buffer, power-of-two size >= 2 * capacity_
+  std::size_t head_ = 0, count_ = 0;
+  io_request* waiters_ = nullptr;
+  io_request* waiters_tail_ = nullptr;
+  accept_op accept_;
+  backoff_op backoff_;
+  unsigned ops_ = 0;          // our own SQEs whose last CQE has not arrived
+  unsigned in_handler_ = 0;   // re-entrancy guard: a handler resumed a coroutine
+  unsigned backoff_ms_ = 0;
+  int fatal_ = 0;
+  bool in_kernel_ = false;    // the (multishot) accept is armed
+  bool cancel_sent_ = false;  // ... and asked to stop (queue full)
+  bool backing_off_ = false;
+  bool multishot_ = true;     // falls back to single-shot where the kernel refuses it
+  bool accepted_any_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace ringsock::detail

@@ -1,0 +1,280 @@
+// io_context: one io_uring instance, one thread (DESIGN.md "ring" and "runtime" layers).
+//
+// Thread rules: create, run and destroy a context on one thread. The only members that other
+// threads may call are post() and stop(). Everything else (and every socket of the context)
+// belongs to the owning thread.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <cassert>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ringsock/detail/operation.hpp"
+#include "ringsock/io_options.hpp"
+#include "ringsock/task.hpp"
+
+namespace ringsock {
+
+// Counters of one context, for tests and benchmarks.
+struct io_stats {
+  std::uint64_t sqes_submitted = 0;      // SQEs handed to the kernel
+  std::uint64_t enter_calls = 0;         // io_uring_enter system calls made by the loop
+  std::uint64_t cqes = 0;                // completions reaped
+  std::uint64_t inline_completions = 0;  // operations that completed with no SQE and no suspension
+};
+
+// What the kernel accepted at setup (probed once; fallbacks are taken silently).
+struct ring_features {
+  bool single_issuer = false;
+  bool defer_taskrun = false;
+  bool coop_taskrun = false;
+  bool registered_ring_fd = false;
+};
+
+class io_context;
+
+namespace detail {
+class acceptor;
+// The root of a spawned task: owns the frame, unlinks itself from its context when it ends.
+struct spawned_task {
+  struct promise_type;
+  std::coroutine_handle<> frame;
+};
+}  // namespace detail
+
+class io_context {
+ public:
+  struct params {
+    unsigned sq_entries = 256;
+    unsigned cq_entries = 8192;  // keep above the number of operations in flight
+  };
+
+  // Throws ring_setup_error (with the cause and the remedy in what()) when io_uring is
+  // unavailable: EPERM (sysctl / seccomp), ENOSYS, ENOMEM (memlock).
+  io_context();
+  explicit io_context(const params& p);
+  // Cancels everything in flight, reaps every CQE, then destroys the frames of unfinished
+  // spawned tasks without resuming them (their locals' destructors run).
+  ~io_context();
+  io_context(const io_context&) = delete;
+  io_context& operator=(const io_context&) = delete;
+
+  // Runs the loop until stop() is called or no work is left (no live spawned task, no
+  // operation in flight, no work_guard, nothing ready or posted).
+  void run();
+  // Makes run() return at the end of the current loop turn. Thread-safe.
+  void stop() noexcept;
+
+  // Runs the loop until `t` finishes and returns its value (rethrows its exception). Spawned
+  // tasks run meanwhile; those still pending continue in the next run()/block_on().
+  template <class T>
+  T block_on(task<T> t);
+
+  // Starts a detached task on the next loop turn (never on the caller's stack). An exception
+  // escaping it goes to the exception handler (default: print and std::terminate).
+  void spawn(task<void> t);
+  void set_exception_handler(std::function<void(std::exception_ptr)> h);
+
+  // Runs fn on the context's thread during a following loop turn; wakes a blocked run().
+  // Thread-safe.
+  void post(std::function<void()> fn);
+
+  // Keeps run() from returning for lack of work while it lives (like asio's work guard).
+  class work_guard {
+   public:
+    explicit work_guard(io_context& c) noexcept : ctx_(&c) { ++c.guards_; }
+    ~work_guard() {
+      if (ctx_) --ctx_->guards_;
+    }
+    work_guard(const work_guard&) = delete;
+    work_guard& operator=(const work_guard&) = delete;
+
+   private:
+    io_context* ctx_;
+  };
+
+  const io_stats& stats() const noexcept { return stats_; }
+  const ring_features& features() const noexcept { return features_; }
+  bool running_in_this_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+
+  // ---- Internal: the operation layer arms requests through these; not part of the API. ----
+
+  // Returns n consecutive free SQEs (the first one), flushing the SQ when it is full.
+  io_uring_sqe* acquire_sqes(unsigned n = 1);
+  // Arms `r`: prep(sqe) fills the SQE; a timeout in `o` becomes a linked timeout; a stop token
+  // installs the stop callback. r's done_/waiter_ must be set by the caller.
+  template <class Prep>
+  void arm(detail::io_request& r, const io_options& o, Prep&& prep);
+  // The next round of a multi-round request (send_all): same timeout, no new bookkeeping.
+  template <class Prep>
+  void submit_round(detail::io_request& r, Prep&& prep);
+  // A request that will be settled by someone else (an accept waiting in its listener's queue).
+  void begin(detail::io_request& r) noexcept;
+  void end(detail::io_request& r) noexcept;
+  // Fire-and-forget SQEs whose CQE is ignored (user_data 0).
+  void prep_cancel(const void* target) noexcept;
+  void prep_cancel_fd(int fd) noexcept;
+  void prep_close(int fd) noexcept;
+  // Expect `n` more CQEs that refer to live memory (the destructor drains them).
+  void note_armed(unsigned n = 1) noexcept { inflight_ += n; }
+  // Runs fn(arg) on a following loop turn (no allocation once the queue has grown).
+  void defer(void (*fn)(void*), void* arg);
+  void defer(std::coroutine_handle<> h) { defer(&resume_handle, h.address()); }
+  // Cross-thread stop requests.
+  void queue_cancel(detail::io_request* r);
+  void unqueue_cancel(detail::io_request* r) noexcept;
+  void count_inline() noexcept { ++stats_.inline_completions; }
+  bool draining() const noexcept { return draining_; }
+  void check_thread() const noexcept { assert(running_in_this_thread()); }
+  void on_task_started() noexcept { ++live_tasks_; }
+  void on_task_ended() noexcept { --live_tasks_; }
+  void report_exception(std::exception_ptr e) noexcept;
+  struct spawned_link {
+    spawned_link* prev = nullptr;
+    spawned_link* next = nullptr;
+    std::coroutine_handle<> frame{};
+  };
+  void link_spawned(spawned_link& l) noexcept;
+  void unlink_spawned(spawned_link& l) noexcept;
+
+ private:
+  struct ready_item {
+    void (*fn)(void*);
+    void* arg;
+  };
+  struct wake_op : detail::operation {
+    explicit wake_op(io_context* c) noexcept;
+    io_context* ctx;
+    std::uint64_t value = 0;
+  };
+  static void resume_handle(void* a) { std::coroutine_handle<>::from_address(a).resume(); }
+  static void on_wake(detail::operation* op, int res, std::uint32_t flags) noexcept;
+
+  void setup(const params& p);
+  void run_once(bool may_block);
+  void run_ready();
+  void reap();
+  void flush() noexcept;
+  void arm_wake() noexcept;
+  void drain_posted();
+  void drain_cancels();
+  bool has_work() const noexcept;
+  void shutdown() noexcept;
+
+  io_uring ring_{};
+  ring_features features_{};
+  io_stats stats_{};
+  std::thread::id owner_;
+  std::vector<ready_item> ready_, ready_swap_;
+  std::size_t inflight_ = 0;     // CQEs still to come that refer to live memory
+  std::size_t outstanding_ = 0;  // user-visible requests not finished
+  std::size_t live_tasks_ = 0;
+  std::size_t guards_ = 0;
+  bool draining_ = false;
+  bool in_loop_ = false;
+  spawned_link spawned_;  // sentinel of the spawned-task list
+  std::function<void(std::exception_ptr)> on_exception_;
+
+  int wake_fd_ = -1;
+  wake_op wake_;
+  std::atomic<bool> wake_pending_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::mutex cross_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<std::function<void()>> posted_swap_;
+  detail::io_request* cancels_ = nullptr;  // cross-thread stop requests, under cross_mutex_
+  std::atomic<bool> has_cross_{false};
+
+  friend class work_guard;
+};
+
+// ---- inline hot path ----
+
+inline io_uring_sqe* io_context::acquire_sqes(unsigned n) {
+  check_thread();
+  // A linked pair must go to the kernel in one submission, so make room for all of it first.
+  while (io_uring_sq_space_left(&ring_) < n) {
+    int r = io_uring_submit(&ring_);
+    ++stats_.enter_calls;
+    if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+    if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) std::terminate();
+    if (r <= 0) reap();  // the CQ is full: make room, then try again
+  }
+  return io_uring_get_sqe(&ring_);
+}
+
+inline void io_context::begin(detail::io_request& r) noexcept {
+  r.ctx_ = this;
+  r.res_ = 0;
+  r.cqe_flags_ = 0;
+  r.timed_ = false;
+  r.timer_armed_ = false;
+  r.timer_fired_ = false;
+  r.cancelled_ = false;
+  ++outstanding_;
+}
+
+inline void io_context::end(detail::io_request&) noexcept { --outstanding_; }
+
+template <class Prep>
+void io_context::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
+  begin(r);
+  r.timed_ = o.timeout.count() > 0;
+  if (r.timed_) {
+    auto ns = o.timeout.count();
+    r.timer_.ts_.tv_sec = ns / 1'000'000'000;
+    r.timer_.ts_.tv_nsec = ns % 1'000'000'000;
+  }
+  r.cancel_ = &detail::io_request::cancel_sqe;
+  submit_round(r, std::forward<Prep>(prep));
+  if (o.stop.stop_possible()) r.watch(o.stop);
+}
+
+template <class Prep>
+void io_context::submit_round(detail::io_request& r, Prep&& prep) {
+  io_uring_sqe* sqe = acquire_sqes(r.timed_ ? 2 : 1);
+  prep(sqe);
+  io_uring_sqe_set_data(sqe, &r);
+  r.pending_ = 1;
+  if (r.timed_) {
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe* t = io_uring_get_sqe(&ring_);
+    r.timer_.complete_ = &detail::io_request::on_timer_cqe;
+    io_uring_prep_link_timeout(t, &r.timer_.ts_, 0);
+    io_uring_sqe_set_data(t, &r.timer_);
+    r.timer_armed_ = true;
+    r.pending_ = 2;
+  }
+  inflight_ += r.pending_;
+}
+
+template <class T>
+T io_context::block_on(task<T> t) {
+  check_thread();
+  if (in_loop_) throw std::logic_error("ringsock: block_on called from inside the loop");
+  auto h = t.handle();
+  if (!h) throw std::logic_error("ringsock: block_on of an empty task");
+  h.promise().state_ = detail::run_state::running;
+  defer(&resume_handle, h.address());
+  in_loop_ = true;
+  try {
+    while (!h.done()) run_once(true);
+  } catch (...) {
+    in_loop_ = false;
+    throw;
+  }
+  in_loop_ = false;
+  flush();
+  return h.promise().take();
+}
+
+}  // namespace ringsock

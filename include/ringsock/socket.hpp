@@ -1,0 +1,175 @@
+// socket: an RAII, move-only socket of one io_context, and its awaitable operations.
+//
+// Every operation comes in two forms (DESIGN.md "Error model"):
+//  - plain:  co_await s.receive_async(buf)  -> the value, or throws ringsock::socket_error;
+//  - args:   co_await s.receive_async(args) -> std::error_code (also in args.socket_error()),
+//            never throws for I/O outcomes; the result is in the args object.
+// Misuse (closed socket, not listening, args in use, empty receive buffer) throws at the call,
+// before anything is submitted. End of stream is a value: 0 bytes.
+//
+// Buffers: the caller owns them and keeps them alive until the co_await returns; the kernel does
+// not touch them after that, also on cancellation and timeout.
+// Threads: a socket and its operations belong to the thread of its io_context.
+// Cancellation: every operation takes io_options {timeout, stop}; a cancelled operation completes
+// with std::errc::operation_canceled, a timed-out one with std::errc::timed_out. close() cancels
+// every pending operation of the socket (they complete once, with operation_canceled).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <coroutine>
+#include <cstddef>
+#include <span>
+#include <system_error>
+
+#include "ringsock/detail/operation.hpp"
+#include "ringsock/endpoint.hpp"
+#include "ringsock/error.hpp"
+#include "ringsock/io_context.hpp"
+#include "ringsock/io_options.hpp"
+#include "ringsock/task.hpp"
+
+namespace ringsock {
+
+enum class socket_type : int { stream = SOCK_STREAM, datagram = SOCK_DGRAM };
+enum class protocol : int { default_protocol = 0, tcp = IPPROTO_TCP, udp = IPPROTO_UDP };
+enum class shutdown_how : int { receive = SHUT_RD, send = SHUT_WR, both = SHUT_RDWR };
+
+class socket;
+class socket_args;
+
+namespace detail {
+class acceptor;
+class accept_awaiter;
+class connect_awaiter;
+class receive_awaiter;
+class send_awaiter;
+class send_all_awaiter;
+class send_to_awaiter;
+class receive_from_awaiter;
+class args_awaiter;
+}  // namespace detail
+
+class socket {
+ public:
+  static constexpr std::size_t default_accept_queue = 64;
+
+  // A closed socket.
+  socket() noexcept = default;
+  // Opens a socket (CLOEXEC). Throws socket_error.
+  socket(io_context& ctx, address_family family, socket_type type = socket_type::stream,
+         protocol proto = protocol::default_protocol);
+  // Adopts an open descriptor (it should be CLOEXEC).
+  socket(io_context& ctx, int fd) noexcept : ctx_(&ctx), fd_(fd) {}
+  socket(socket&& o) noexcept;
+  socket& operator=(socket&& o) noexcept;
+  socket(const socket&) = delete;
+  socket& operator=(const socket&) = delete;
+  ~socket() { close(); }
+
+  // A listening socket bound to `ep` with SO_REUSEADDR set (port 0 picks a free port; read it
+  // back with local_endpoint()). Throws socket_error.
+  static socket listen(io_context& ctx, const endpoint& ep, int backlog = SOMAXCONN);
+  // Opens a socket of ep's family and connects it. Throws socket_error (connection_refused ...).
+  static task<socket> connect_async(io_context& ctx, endpoint ep, io_options o = {});
+
+  void bind(const endpoint& ep);
+  void listen(int backlog = SOMAXCONN);
+  endpoint local_endpoint() const;
+  endpoint remote_endpoint() const;
+  void shutdown(shutdown_how how);
+  // Idempotent. Pending operations complete once with operation_canceled on a following loop
+  // turn; a listener refuses new connections at once and closes the ones it had queued. The
+  // descriptor number is released only after the kernel is done with it.
+  void close() noexcept;
+
+  // Options (throw socket_error).
+  void set_no_delay(bool on);
+  bool no_delay() const;
+  void set_reuse_address(bool on);
+  void set_reuse_port(bool on);
+  void set_keep_alive(bool on);
+  bool keep_alive() const;
+  void set_receive_buffer_size(int bytes);
+  int receive_buffer_size() const;
+  void set_send_buffer_size(int bytes);
+  int send_buffer_size() const;
+  void set_option(int level, int name, int value);
+  int get_option(int level, int name) const;
+  // How many accepted connections may wait for accept_async (default 64). Listeners only.
+  void set_accept_queue_capacity(std::size_t n);
+  // Connections accepted and waiting for an accept_async.
+  std::size_t accept_queue_size() const noexcept;
+
+  int native_handle() const noexcept { return fd_; }
+  bool is_open() const noexcept { return fd_ >= 0; }
+  bool is_listening() const noexcept { return acceptor_ != nullptr; }
+  io_context& context() const;
+
+  // ---- awaitable operations (see the header comment for the contract) ----
+
+  // -> socket. Completes inline (no SQE, no syscall, no suspension) when a connection is
+  // already queued. Resource errors (EMFILE ...) are not reported: the listener backs off and the
+  // accept keeps waiting. Throws not_listening_error / socket_closed_error at the call.
+  detail::accept_awaiter accept_async(io_options o = {});
+  // -> std::error_code; args.accept_socket() holds the connection. With args.set_buffer(), the
+  // first block of data is received into it before completion (bytes_transferred()). Resource
+  // errors are reported (the listener backs off by itself); is_fatal(ec) tells a loop to stop.
+  detail::args_awaiter accept_async(socket_args& args, io_options o = {});
+
+  // -> void, throws socket_error (connection_refused ...).
+  detail::connect_awaiter connect_async(const endpoint& ep, io_options o = {});
+  // -> std::error_code; connects to args.remote_endpoint().
+  detail::args_awaiter connect_async(socket_args& args, io_options o = {});
+
+  // -> bytes received; 0 = end of stream. An empty buffer throws std::invalid_argument.
+  detail::receive_awaiter receive_async(std::span<std::byte> buf, io_options o = {});
+  detail::args_awaiter receive_async(socket_args& args, io_options o = {});
+
+  // -> bytes sent (may be short). MSG_NOSIGNAL: a dead peer gives EPIPE, never SIGPIPE.
+  detail::send_awaiter send_async(std::span<const std::byte> buf, io_options o = {});
+  detail::args_awaiter send_async(socket_args& args, io_options o = {});
+
+  // -> buf.size(): sends until everything went out. The timeout applies to each send.
+  detail::send_all_awaiter send_all_async(std::span<const std::byte> buf, io_options o = {});
+  detail::args_awaiter send_all_async(socket_args& args, io_options o = {});
+
+  // Datagrams: -> bytes sent / received; `from` receives the sender's address.
+  detail::send_to_awaiter send_to_async(std::span<const std::byte> buf, const endpoint& to,
+                                        io_options o = {});
+  detail::args_awaiter send_to_async(socket_args& args, io_options o = {});
+  detail::receive_from_awaiter receive_from_async(std::span<std::byte> buf, endpoint& from,
+                                                  io_options o = {});
+  detail::args_awaiter receive_from_async(socket_args& args, io_options o = {});
+
+  // ---- the start routines of the args form, shared by the coroutine view and the event-args
+  // view (compat). They check for misuse (throwing before anything is submitted), then return
+  // true when the operation completed inline (args hold the result; nothing will be signalled)
+  // or false when it is pending (args' completion is signalled once, later, on the context's
+  // thread).
+  bool start_accept(socket_args& args, const io_options& o);
+  bool start_connect(socket_args& args, const io_options& o);
+  bool start_receive(socket_args& args, const io_options& o);
+  bool start_send(socket_args& args, const io_options& o);
+  bool start_send_all(socket_args& args, const io_options& o);
+  bool start_send_to(socket_args& args, const io_options& o);
+  bool start_receive_from(socket_args& args, const io_options& o);
+
+  // Internal: checks shared by both forms; marks the socket as known to the ring.
+  io_context& checked(const char* op);
+  detail::acceptor& checked_acceptor(const char* op);
+  // Internal: multi-round operations check that the socket is still open before each round.
+  const int& fd_ref() const noexcept { return fd_; }
+
+ private:
+  io_context* ctx_ = nullptr;
+  int fd_ = -1;
+  detail::acceptor* acceptor_ = nullptr;
+  std::size_t accept_capacity_ = default_accept_queue;
+  bool used_ring_ = false;  // an SQE may refer to fd_: close through the ring, after a cancel
+};
+
+}  // namespace ringsock
+
+#include "ringsock/detail/socket_awaiters.hpp"

@@ -1,0 +1,343 @@
+#include "ringsock/detail/acceptor.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "ringsock/io_context.hpp"
+
+namespace ringsock::detail {
+
+namespace {
+constexpr unsigned first_backoff_ms = 10;
+constexpr unsigned max_backoff_ms = 500;
+
+std::size_t ring_size_for(std::size_t capacity) {
+  std::size_t n = 8;
+  while (n < 2 * capacity) n *= 2;
+  return n;
+}
+
+bool is_resource_error(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+// A connection that failed before we saw it; the listener is fine.
+bool is_connection_error(int err) {
+  return err == ECONNABORTED || err == EPROTO || err == EPERM || err == ECONNRESET ||
+         err == ETIMEDOUT || err == EAGAIN || err == EINTR;
+}
+}  // namespace
+
+acceptor::accept_op::accept_op(acceptor* a) noexcept : operation(&acceptor::on_accept), self(a) {}
+acceptor::backoff_op::backoff_op(acceptor* a) noexcept
+    : operation(&acceptor::on_backoff), self(a) {}
+
+acceptor::acceptor(io_context& ctx, int fd, std::size_t capacity)
+    : ctx_(ctx),
+      fd_(fd),
+      capacity_(capacity ? capacity : 1),
+      ready_(ring_size_for(capacity_), -1),
+      accept_(this),
+      backoff_(this) {}
+
+void acceptor::set_capacity(std::size_t n) {
+  capacity_ = n ? n : 1;
+  if (ready_.size() < 2 * capacity_) {
+    std::vector<int> bigger(ring_size_for(capacity_), -1);
+    for (std::size_t i = 0; i < count_; ++i) bigger[i] = ready_[(head_ + i) & (ready_.size() - 1)];
+    ready_.swap(bigger);
+    head_ = 0;
+  }
+}
+
+// ---- ready queue and waiter FIFO ----
+
+void acceptor::push_ready(int fd) {
+  if (count_ == ready_.size()) set_capacity(ready_.size());  // a late CQE raced our cancel
+  ready_[(head_ + count_) & (ready_.size() - 1)] = fd;
+  ++count_;
+}
+
+int acceptor::pop_ready() noexcept {
+  int fd = ready_[head_];
+  head_ = (head_ + 1) & (ready_.size() - 1);
+  --count_;
+  return fd;
+}
+
+void acceptor::push_waiter(io_request& r) noexcept {
+  r.next_ = nullptr;
+  r.source_ = this;
+  if (waiters_tail_)
+    waiters_tail_->next_ = &r;
+  else
+    waiters_ = &r;
+  waiters_tail_ = &r;
+}
+
+io_request* acceptor::take_waiters() noexcept {
+  io_request* all = waiters_;
+  waiters_ = waiters_tail_ = nullptr;
+  for (io_request* w = all; w; w = w->next_) w->source_ = nullptr;
+  return all;
+}
+
+void acceptor::forget(io_request& r) noexcept {
+  io_request* prev = nullptr;
+  for (io_request* w = waiters_; w; prev = w, w = w->next_) {
+    if (w != &r) continue;
+    (prev ? prev->next_ : waiters_) = w->next_;
+    if (waiters_tail_ == w) waiters_tail_ = prev;
+    break;
+  }
+  r.source_ = nullptr;
+}
+
+// ---- the multishot accept ----
+
+void acceptor::arm() noexcept {
+  io_uring_sqe* sqe = ctx_.acquire_sqes(1);
+  if (multishot_)
+    io_uring_prep_multishot_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  else
+    io_uring_prep_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data(sqe, &accept_);
+  ctx_.note_armed();
+  ++ops_;
+  in_kernel_ = true;
+  cancel_sent_ = false;
+}
+
+// Keep one accept armed while the queue has room: connections then wait in our queue, ready to
+// be taken inline. A full queue stops it and leaves the rest in the kernel's backlog.
+void acceptor::maybe_arm() noexcept {
+  if (closing_ || fatal_ || in_kernel_ || backing_off_ || ctx_.draining()) return;
+  if (count_ > capacity_ / 2) return;
+  if (!multishot_ && !waiters_ && count_ > 0) return;
+  arm();
+}
+
+void acceptor::start_backoff() noexcept {
+  backoff_ms_ = backoff_ms_ ? std::min(backoff_ms_ * 2, max_backoff_ms) : first_backoff_ms;
+  backoff_.ts.tv_sec = backoff_ms_ / 1000;
+  backoff_.ts.tv_nsec = static_cast<long long>(backoff_ms_ % 1000) * 1'000'000;
+  io_uring_sqe* sqe = ctx_.acquire_sqes(1);
+  io_uring_prep_timeout(sqe, &backoff_.ts, 0, 0);
+  io_uring_sqe_set_data(sqe, &backoff_);
+  ctx_.note_armed();
+  ++ops_;
+  backing_off_ = true;
+}
+
+void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
+  acceptor& a = *static_cast<accept_op*>(op)->self;
+  const bool more = flags & IORING_CQE_F_MORE;
+  if (!more) {
+    --a.ops_;
+    a.in_kernel_ = false;
+  }
+  ++a.in_handler_;
+  if (a.closing_ || a.ctx_.draining()) {
+    if (res >= 0) ::close(res);  // a late CQE can still carry a new connection
+  } else if (res >= 0) {
+    a.accepted_any_ = true;
+    a.backoff_ms_ = 0;
+    if (io_request* w = a.waiters_) {
+      a.waiters_ = w->next_;
+      if (!a.waiters_) a.waiters_tail_ = nullptr;
+      w->source_ = nullptr;
+      if (!more) a.maybe_arm();
+      a.deliver(*w, res);  // may resume a coroutine that uses this acceptor: state is settled
+    } else {
+      a.push_ready(res);
+      if (a.count_ >= a.capacity_ && a.in_kernel_ && !a.cancel_sent_) {
+        a.ctx_.prep_cancel(&a.accept_);
+        a.cancel_sent_ = true;
+      }
+      if (!more) a.maybe_arm();
+    }
+  } else {
+    const int err = -res;
+    if (err == ECANCELED || is_connection_error(err)) {
+      if (!more) a.maybe_arm();
+    } else if (err == EINVAL && a.multishot_ && !a.accepted_any_) {
+      a.multishot_ = false;  // the kernel predates multishot accept: one SQE per connection
+      a.maybe_arm();
+    } else if (is_resource_error(err)) {
+      // Never spin on EMFILE: stop, back off, retry. Only args-form accepts hear about it.
+      if (more && !a.cancel_sent_) {
+        a.ctx_.prep_cancel(&a.accept_);
+        a.cancel_sent_ = true;
+      }
+      if (!a.backing_off_) a.start_backoff();
+      io_request* all = a.take_waiters();
+      while (io_request* w = all) {
+        all = w->next_;
+        if (w->report_errors_)
+          a.deliver(*w, res);  // the resumed loop may accept again, or close the listener
+        else if (a.closing_)
+          a.ctx_.defer(&acceptor::deliver_cancelled, w);
+        else
+          a.push_waiter(*w);
+      }
+    } else {
+      a.fatal_ = res;  // the listener is broken: every accept from now on gets this error
+      io_request* all = a.take_waiters();
+      while (io_request* w = all) {
+        all = w->next_;
+        a.deliver(*w, res);
+      }
+    }
+  }
+  --a.in_handler_;
+  a.maybe_free();
+}
+
+void acceptor::on_backoff(operation* op, int, std::uint32_t) noexcept {
+  acceptor& a = *static_cast<backoff_op*>(op)->self;
+  --a.ops_;
+  a.backing_off_ = false;
+  a.maybe_arm();
+  a.maybe_free();
+}
+
+void acceptor::maybe_free() noexcept {
+  if (closing_ && ops_ == 0 && in_handler_ == 0) {
+    ::close(fd_);
+    delete this;
+  }
+}
+
+// ---- waiters ----
+
+void acceptor::watch(io_request& r, const io_options& o) {
+  r.cancel_ = &acceptor::on_wait_cancel;
+  r.pending_ = 1;
+  if (o.timeout.count() > 0) {
+    auto ns = o.timeout.count();
+    r.timer_.ts_.tv_sec = ns / 1'000'000'000;
+    r.timer_.ts_.tv_nsec = ns % 1'000'000'000;
+    r.timer_.complete_ = &acceptor::on_wait_timer;
+    io_uring_sqe* sqe = ctx_.acquire_sqes(1);
+    io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);
+    io_uring_sqe_set_data(sqe, &r.timer_);
+    ctx_.note_armed();
+    r.timer_armed_ = true;
+    r.pending_ = 2;
+  }
+  if (o.stop.stop_possible()) r.watch(o.stop);
+}
+
+bool acceptor::start(io_request& r, const io_options& o) {
+  ctx_.begin(r);
+  r.fd_ = -1;
+  r.second_round_ = false;
+  r.source_ = nullptr;
+  if (fatal_ || o.stop.stop_requested()) {
+    r.res_ = fatal_ ? fatal_ : -ECANCELED;
+    ctx_.end(r);
+    ctx_.count_inline();
+    return true;
+  }
+  if (count_ > 0) {
+    int fd = pop_ready();
+    maybe_arm();
+    if (r.buf_.empty()) {  // the inline path: no SQE, no syscall, no suspension
+      r.res_ = fd;
+      ctx_.end(r);
+      ctx_.count_inline();
+      return true;
+    }
+    watch(r, o);
+    first_receive(r, fd);
+    return false;
+  }
+  push_waiter(r);
+  watch(r, o);
+  maybe_arm();
+  return false;
+}
+
+void acceptor::first_receive(io_request& r, int fd) noexcept {
+  r.fd_ = fd;
+  r.second_round_ = true;
+  r.complete_ = &io_request::on_cqe;
+  io_uring_sqe* sqe = ctx_.acquire_sqes(1);
+  io_uring_prep_recv(sqe, fd, r.buf_.data(), r.buf_.size(), 0);
+  io_uring_sqe_set_data(sqe, &r);
+  ctx_.note_armed();
+  if (r.cancelled_) ctx_.prep_cancel(&r);
+}
+
+void acceptor::deliver(io_request& r, int res) noexcept {
+  r.source_ = nullptr;
+  if (res >= 0 && !r.buf_.empty()) {
+    first_receive(r, res);  // settles when the receive's CQE arrives
+    return;
+  }
+  r.res_ = res;
+  if (r.timer_armed_) {
+    io_uring_sqe* sqe = r.ctx_->acquire_sqes(1);
+    io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
+    io_uring_sqe_set_data64(sqe, 0);
+  }
+  r.settle();
+}
+
+void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
+  io_request& r = *static_cast<timer_part*>(op)->owner_;
+  r.timer_armed_ = false;
+  if (res == -ETIME) {
+    r.timer_fired_ = true;
+    if (auto* a = static_cast<acceptor*>(r.source_)) {
+      a->forget(r);
+      r.res_ = -ETIMEDOUT;
+      r.settle();  // the delivery that will not come
+    } else if (r.second_round_) {
+      r.ctx_->prep_cancel(&r);  // the first receive: its CQE ends it
+    }
+  }
+  r.settle();
+}
+
+// Same thread as the ring (stop callback or the cross-thread queue's drain). Completion is
+// deferred to a following turn so that request_stop() never runs the waiter on its stack.
+void acceptor::on_wait_cancel(io_request* r) noexcept {
+  if (auto* a = static_cast<acceptor*>(r->source_)) {
+    a->forget(*r);
+    r->ctx_->defer(&acceptor::deliver_cancelled, r);
+  } else if (r->second_round_) {
+    r->ctx_->prep_cancel(r);
+  }
+}
+
+void acceptor::deliver_cancelled(void* p) noexcept {
+  auto& r = *static_cast<io_request*>(p);
+  r.res_ = -ECANCELED;
+  if (r.timer_armed_) {
+    io_uring_sqe* sqe = r.ctx_->acquire_sqes(1);
+    io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
+    io_uring_sqe_set_data64(sqe, 0);
+  }
+  r.settle();
+}
+
+void acceptor::close() noexcept {
+  closing_ = true;
+  ::shutdown(fd_, SHUT_RDWR);  // refuse new connections now, before the cancel is even seen
+  io_request* all = take_waiters();
+  while (io_request* w = all) {
+    all = w->next_;
+    ctx_.defer(&acceptor::deliver_cancelled, w);
+  }
+  while (count_ > 0) ::close(pop_ready());
+  if (!ctx_.draining()) {
+    if (in_kernel_) ctx_.prep_cancel(&accept_);
+    if (backing_off_) ctx_.prep_cancel(&backoff_);
+  }
+  maybe_free();
+}
+
+}  // namespace ringsock::detail

@@ -1,0 +1,353 @@
+#include "ringsock/io_context.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+
+#include "ringsock/error.hpp"
+
+namespace ringsock {
+
+namespace detail {
+// The root frame of a spawned task: starts on a following loop turn, reports an escaping
+// exception, and frees itself at its end (or is destroyed, unfinished, with its context).
+struct spawned_task::promise_type : frame_allocated {
+  io_context* ctx;
+  io_context::spawned_link link;
+  promise_type(io_context& c, task<void>&) noexcept : ctx(&c) {
+    link.frame = std::coroutine_handle<promise_type>::from_promise(*this);
+    ctx->link_spawned(link);
+    ctx->on_task_started();
+  }
+  ~promise_type() {
+    ctx->unlink_spawned(link);
+    ctx->on_task_ended();
+  }
+  spawned_task get_return_object() noexcept {
+    return {std::coroutine_handle<promise_type>::from_promise(*this)};
+  }
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  std::suspend_never final_suspend() const noexcept { return {}; }
+  void return_void() const noexcept {}
+  void unhandled_exception() noexcept { ctx->report_exception(std::current_exception()); }
+};
+
+namespace {
+spawned_task run_spawned(io_context&, task<void> t) { co_await std::move(t); }
+}  // namespace
+}  // namespace detail
+
+io_context::wake_op::wake_op(io_context* c) noexcept : operation(&io_context::on_wake), ctx(c) {}
+
+io_context::io_context() : io_context(params{}) {}
+
+io_context::io_context(const params& p) : owner_(std::this_thread::get_id()), wake_(this) {
+  spawned_.next = spawned_.prev = &spawned_;
+  setup(p);
+  // Blocking on purpose: io_uring answers a read on an O_NONBLOCK file with -EAGAIN instead of
+  // waiting for it.
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    int err = errno;
+    io_uring_queue_exit(&ring_);
+    throw socket_error(err, "ringsock: eventfd for io_context::post");
+  }
+  ready_.reserve(256);
+  ready_swap_.reserve(256);
+  arm_wake();
+}
+
+void io_context::setup(const params& p) {
+  // Newest first; older kernels refuse unknown flags with EINVAL and we step down.
+  const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+  const unsigned tries[] = {
+      base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+      base | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      base,
+      IORING_SETUP_CQSIZE,
+  };
+  int r = -EINVAL;
+  for (unsigned flags : tries) {
+    io_uring_params prm{};
+    prm.flags = flags;
+    prm.cq_entries = p.cq_entries;
+    r = io_uring_queue_init_params(p.sq_entries, &ring_, &prm);
+    if (r == 0) {
+      features_.single_issuer = flags & IORING_SETUP_SINGLE_ISSUER;
+      features_.defer_taskrun = flags & IORING_SETUP_DEFER_TASKRUN;
+      features_.coop_taskrun = flags & IORING_SETUP_COOP_TASKRUN;
+      break;
+    }
+    if (r != -EINVAL) break;
+  }
+  if (r < 0) throw ring_setup_error(-r);
+  features_.registered_ring_fd = io_uring_register_ring_fd(&ring_) == 1;
+}
+
+io_context::~io_context() {
+  check_thread();
+  shutdown();
+  ::close(wake_fd_);
+  io_uring_queue_exit(&ring_);
+}
+
+// TRICKY: the order matters. Kernel-owned memory (op states in frames, buffers) must stay alive
+// until its CQE, so: cancel everything, reap until nothing refers to live memory, and only then
+// destroy the frames. While draining, completions record results but resume nobody.
+void io_context::shutdown() noexcept {
+  draining_ = true;
+  if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, 0);
+  }
+  flush();
+  // Bounded: an accounting bug must not hang a destructor forever.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (inflight_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    __kernel_timespec ts{0, 50'000'000};
+    io_uring_cqe* cqe = nullptr;
+    io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    reap();
+    if (inflight_ > 0) {
+      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {  // re-armed meanwhile? cancel again
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, 0);
+      }
+    }
+  }
+  ready_.clear();
+  while (spawned_.next != &spawned_) spawned_.next->frame.destroy();
+  flush();  // closes prepared by sockets destroyed with the frames
+}
+
+void io_context::run() {
+  check_thread();
+  if (in_loop_) throw std::logic_error("ringsock: io_context::run called from inside the loop");
+  in_loop_ = true;
+  try {
+    while (!stop_requested_.load(std::memory_order_acquire) && has_work()) run_once(true);
+  } catch (...) {
+    in_loop_ = false;
+    throw;
+  }
+  in_loop_ = false;
+  stop_requested_.store(false, std::memory_order_relaxed);
+  flush();
+}
+
+void io_context::stop() noexcept {
+  stop_requested_.store(true, std::memory_order_release);
+  if (!running_in_this_thread() && !wake_pending_.exchange(true)) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+bool io_context::has_work() const noexcept {
+  return live_tasks_ > 0 || outstanding_ > 0 || guards_ > 0 || !ready_.empty() ||
+         has_cross_.load(std::memory_order_acquire);
+}
+
+void io_context::spawn(task<void> t) {
+  check_thread();
+  if (!t.valid()) throw std::logic_error("ringsock: spawn of an empty task");
+  detail::spawned_task s = detail::run_spawned(*this, std::move(t));
+  defer(&resume_handle, s.frame.address());
+}
+
+void io_context::set_exception_handler(std::function<void(std::exception_ptr)> h) {
+  on_exception_ = std::move(h);
+}
+
+void io_context::report_exception(std::exception_ptr e) noexcept {
+  if (on_exception_) {
+    on_exception_(e);
+    return;
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "ringsock: exception escaped a spawned task: %s\n", ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "ringsock: unknown exception escaped a spawned task\n");
+  }
+  std::terminate();
+}
+
+void io_context::link_spawned(spawned_link& l) noexcept {
+  l.prev = spawned_.prev;
+  l.next = &spawned_;
+  spawned_.prev->next = &l;
+  spawned_.prev = &l;
+}
+
+void io_context::unlink_spawned(spawned_link& l) noexcept {
+  l.prev->next = l.next;
+  l.next->prev = l.prev;
+  l.next = l.prev = &l;
+}
+
+void io_context::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(cross_mutex_);
+    posted_.push_back(std::move(fn));
+    has_cross_.store(true, std::memory_order_release);
+  }
+  if (!wake_pending_.exchange(true)) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void io_context::defer(void (*fn)(void*), void* arg) { ready_.push_back({fn, arg}); }
+
+void io_context::queue_cancel(detail::io_request* r) {
+  {
+    std::lock_guard lock(cross_mutex_);
+    if (r->cross_queued_) return;
+    r->cross_queued_ = true;
+    r->cross_next_ = cancels_;
+    cancels_ = r;
+    has_cross_.store(true, std::memory_order_release);
+  }
+  if (!wake_pending_.exchange(true)) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void io_context::unqueue_cancel(detail::io_request* r) noexcept {
+  std::lock_guard lock(cross_mutex_);
+  if (!r->cross_queued_) return;
+  for (detail::io_request** p = &cancels_; *p; p = &(*p)->cross_next_)
+    if (*p == r) {
+      *p = r->cross_next_;
+      break;
+    }
+  r->cross_queued_ = false;
+}
+
+void io_context::drain_cancels() {
+  for (;;) {
+    detail::io_request* r;
+    {
+      std::lock_guard lock(cross_mutex_);
+      r = cancels_;
+      if (!r) return;
+      cancels_ = r->cross_next_;
+      r->cross_queued_ = false;
+    }
+    r->cancel_(r);
+  }
+}
+
+void io_context::drain_posted() {
+  {
+    std::lock_guard lock(cross_mutex_);
+    posted_swap_.swap(posted_);
+    has_cross_.store(cancels_ != nullptr, std::memory_order_release);
+  }
+  for (auto& fn : posted_swap_) {
+    try {
+      fn();
+    } catch (...) {
+      report_exception(std::current_exception());
+    }
+  }
+  posted_swap_.clear();
+}
+
+void io_context::arm_wake() noexcept {
+  io_uring_sqe* sqe = acquire_sqes(1);
+  io_uring_prep_read(sqe, wake_fd_, &wake_.value, sizeof wake_.value, 0);
+  io_uring_sqe_set_data(sqe, &wake_);
+  ++inflight_;
+}
+
+void io_context::on_wake(detail::operation* op, int, std::uint32_t) noexcept {
+  auto* w = static_cast<wake_op*>(op);
+  w->ctx->wake_pending_.store(false);
+  if (!w->ctx->draining_) w->ctx->arm_wake();
+}
+
+void io_context::run_ready() {
+  // Items deferred while running go to the next turn, so a completion loop cannot starve I/O.
+  ready_swap_.swap(ready_);
+  for (std::size_t i = 0; i < ready_swap_.size(); ++i) ready_swap_[i].fn(ready_swap_[i].arg);
+  ready_swap_.clear();
+}
+
+void io_context::run_once(bool may_block) {
+  run_ready();
+  if (has_cross_.load(std::memory_order_acquire)) {
+    drain_cancels();
+    drain_posted();
+  }
+  const bool wait = may_block && ready_.empty() && !stop_requested_.load(std::memory_order_relaxed);
+  int r = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
+  ++stats_.enter_calls;
+  if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+  reap();
+}
+
+void io_context::flush() noexcept {
+  if (io_uring_sq_ready(&ring_) == 0) return;
+  int r = io_uring_submit(&ring_);
+  ++stats_.enter_calls;
+  if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+}
+
+void io_context::reap() {
+  // Copy the CQEs out and advance the CQ first, then dispatch: a completion may resume a
+  // coroutine that submits and reaps again.
+  struct item {
+    std::uint64_t data;
+    int res;
+    std::uint32_t flags;
+  };
+  constexpr unsigned batch = 128;
+  item items[batch];
+  for (;;) {
+    unsigned n = 0, head;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      items[n++] = {cqe->user_data, cqe->res, cqe->flags};
+      if (n == batch) break;
+    }
+    io_uring_cq_advance(&ring_, n);
+    stats_.cqes += n;
+    for (unsigned i = 0; i < n; ++i) {
+      if (items[i].data == 0) continue;  // fire-and-forget (cancel, close)
+      if (!(items[i].flags & IORING_CQE_F_MORE)) --inflight_;
+      auto* op = reinterpret_cast<detail::operation*>(static_cast<std::uintptr_t>(items[i].data));
+      op->complete_(op, items[i].res, items[i].flags);
+    }
+    if (n < batch) {
+      if (!io_uring_cq_has_overflow(&ring_)) return;
+      io_uring_get_events(&ring_);  // the kernel holds overflowed CQEs: have them posted
+    }
+  }
+}
+
+void io_context::prep_cancel(const void* target) noexcept {
+  io_uring_sqe* sqe = acquire_sqes(1);
+  io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(target), 0);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+void io_context::prep_cancel_fd(int fd) noexcept {
+  io_uring_sqe* sqe = acquire_sqes(1);
+  io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+void io_context::prep_close(int fd) noexcept {
+  io_uring_sqe* sqe = acquire_sqes(1);
+  io_uring_prep_close(sqe, fd);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+}  // namespace ringsock

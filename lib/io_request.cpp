@@ -1,0 +1,60 @@
+#include <cerrno>
+
+#include "ringsock/io_context.hpp"
+
+namespace ringsock::detail {
+
+timer_part::timer_part(io_request* owner) noexcept
+    : operation(&io_request::on_timer_cqe), owner_(owner) {}
+
+io_request::io_request() noexcept : operation(&io_request::on_cqe), timer_(this) {}
+
+void io_request::on_cqe(operation* op, int res, std::uint32_t flags) noexcept {
+  auto* r = static_cast<io_request*>(op);
+  r->res_ = res;
+  r->cqe_flags_ = flags;
+  r->settle();
+}
+
+void io_request::on_timer_cqe(operation* op, int res, std::uint32_t) noexcept {
+  io_request* r = static_cast<timer_part*>(op)->owner_;
+  // -ETIME: the timeout fired (the linked op then ends with -ECANCELED); -ECANCELED: the op
+  // finished first and the kernel removed the timeout.
+  if (res == -ETIME) r->timer_fired_ = true;
+  r->timer_armed_ = false;
+  r->settle();
+}
+
+void io_request::cancel_sqe(io_request* r) noexcept { r->ctx_->prep_cancel(r); }
+
+void io_request::settle() noexcept {
+  if (--pending_ != 0) return;
+  // A cancellation that raced with a timeout: the op reports -ECANCELED either way.
+  if (res_ == -ECANCELED && timer_fired_) res_ = -ETIMEDOUT;
+  if (again_ && !ctx_->draining() && again_(this)) return;  // the next round is armed
+  if (stop_) {
+    stop_.reset();  // waits for a callback running on another thread
+    ctx_->unqueue_cancel(this);
+  }
+  ctx_->end(*this);
+  if (!ctx_->draining()) done_(this);
+}
+
+void io_request::watch(const std::stop_token& tok) {
+  stop_.emplace(tok, stop_request{this});
+}
+
+void stop_request::operator()() const noexcept {
+  io_request* r = req;
+  r->cancelled_ = true;
+  if (r->ctx_->running_in_this_thread())
+    r->cancel_(r);
+  else
+    r->ctx_->queue_cancel(r);  // the ring belongs to its thread
+}
+
+void resume_waiter(io_request* r) noexcept {
+  std::coroutine_handle<>::from_address(r->waiter_).resume();
+}
+
+}  // namespace ringsock::detail

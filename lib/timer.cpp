@@ -1,0 +1,22 @@
+#include "ringsock/timer.hpp"
+
+#include <cerrno>
+
+namespace ringsock::detail {
+
+bool sleep_awaiter::await_ready() {
+  auto ns = duration_.count() > 0 ? duration_.count() : 0;
+  ts_.tv_sec = ns / 1'000'000'000;
+  ts_.tv_nsec = ns % 1'000'000'000;
+  req_.done_ = &resume_waiter;
+  ctx_->arm(req_, io_options{std::chrono::nanoseconds(0), stop_},
+            [this](io_uring_sqe* sqe) { io_uring_prep_timeout(sqe, &ts_, 0, 0); });
+  return false;
+}
+
+std::error_code sleep_awaiter::await_resume() const noexcept {
+  if (req_.res_ == -ETIME || req_.res_ == 0) return {};
+  return make_error_code_from_errno(-req_.res_);
+}
+
+}  // namespace ringsock::detail

@@ -1,0 +1,79 @@
+#include "support.hpp"
+
+#include <dirent.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <new>
+
+namespace {
+std::atomic<std::size_t> g_new_calls{0};
+}
+
+// Counting replacements of the global allocation functions.
+void* operator new(std::size_t n) {
+  g_new_calls.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return ::operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+namespace test {
+
+std::size_t new_calls() { return g_new_calls.load(std::memory_order_relaxed); }
+
+std::size_t open_fds() {
+  std::size_t n = 0;
+  DIR* d = ::opendir("/proc/self/fd");
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n - 1;  // the directory's own descriptor
+}
+
+int blocking_connect(const ringsock::endpoint& ep) {
+  int fd = ::socket(static_cast<int>(ep.family()), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, ep.data(), ep.size()) != 0) std::abort();
+  return fd;
+}
+
+ringsock::task<void> echo_session(ringsock::socket s) {
+  std::array<std::byte, 4096> buf;
+  for (;;) {
+    std::size_t n = co_await s.receive_async(buf);
+    if (n == 0) break;
+    co_await s.send_all_async({buf.data(), n});
+  }
+}
+
+ringsock::task<void> echo_server(ringsock::io_context& ctx, ringsock::socket& listener,
+                                 int count) {
+  for (int i = 0; i < count; ++i) ctx.spawn(echo_session(co_await listener.accept_async()));
+}
+
+ringsock::task<std::string> echo_client(ringsock::io_context& ctx, ringsock::endpoint ep,
+                                        std::string msg) {
+  ringsock::socket s = co_await ringsock::socket::connect_async(ctx, ep);
+  co_await s.send_all_async(bytes(msg));
+  s.shutdown(ringsock::shutdown_how::send);
+  std::string got;
+  std::array<std::byte, 4096> buf;
+  for (;;) {
+    std::size_t n = co_await s.receive_async(buf);
+    if (n == 0) break;
+    got += str({buf.data(), n});
+  }
+  co_return got;
+}
+
+std::string temp_socket_path(const char* tag) {
+  return "/tmp/ringsock-" + std::string(tag) + "-" + std::to_string(::getpid()) + ".sock";
+}
+
+}  // namespace test

@@ -1,0 +1,42 @@
+// Shared helpers of the test suites: fd counting, an allocation counter, echo peers.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ringsock/ringsock.hpp"
+
+namespace test {
+
+// Descriptors open in this process (entries of /proc/self/fd).
+std::size_t open_fds();
+
+// Calls of the global operator new since the program started (the test binaries replace it).
+std::size_t new_calls();
+
+inline std::span<const std::byte> bytes(std::string_view s) {
+  return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+inline std::string str(std::span<const std::byte> b) {
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+// A plain blocking connect (no ring): the kernel completes the handshake into the listener's
+// backlog without anyone accepting.
+int blocking_connect(const ringsock::endpoint& ep);
+
+// Echoes every byte until end of stream, then closes.
+ringsock::task<void> echo_session(ringsock::socket s);
+// Accepts `count` connections and spawns an echo session for each.
+ringsock::task<void> echo_server(ringsock::io_context& ctx, ringsock::socket& listener, int count);
+// Connects, sends `msg`, half-closes, reads until end of stream; returns what came back.
+ringsock::task<std::string> echo_client(ringsock::io_context& ctx, ringsock::endpoint ep,
+                                        std::string msg);
+
+// A unique path for a Unix-domain socket in /tmp.
+std::string temp_socket_path(const char* tag);
+
+}  // namespace test

@@ -1,0 +1,263 @@
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <vector>
+
+#include "support.hpp"
+
+namespace rstest {
+using namespace ringsock;
+using ringsock::socket;  // ::socket() from <sys/socket.h> would make the name ambiguous
+using namespace std::chrono_literals;
+
+namespace {
+
+task<socket> accept_one(socket& l) { co_return co_await l.accept_async(); }
+
+task<void> connect_after(io_context& ctx, endpoint ep, std::chrono::milliseconds d) {
+  co_await sleep_for(ctx, d);
+  socket s = co_await socket::connect_async(ctx, ep);
+  co_await sleep_for(ctx, 50ms);  // keep it open while the server looks at it
+}
+
+task<void> inline_vs_suspended(io_context& ctx, socket& listener) {
+  endpoint ep = listener.local_endpoint();
+  accept_args args;
+
+  // Nobody connected yet: the accept suspends and completes when a client arrives.
+  auto s0 = ctx.stats();
+  ctx.spawn(connect_after(ctx, ep, 20ms));
+  std::error_code ec = co_await listener.accept_async(args);
+  REQUIRE(!ec);
+  CHECK_FALSE(args.completed_synchronously());
+  CHECK(args.accept_socket().is_open());
+  CHECK(args.remote_endpoint().family() == address_family::ipv4);
+  CHECK(ctx.stats().inline_completions == s0.inline_completions);
+  socket first = std::move(args.accept_socket());
+
+  // Three clients connect while nobody accepts: the armed multishot queues them.
+  int c[3];
+  for (int& fd : c) fd = test::blocking_connect(ep);
+  co_await sleep_for(ctx, 20ms);
+  CHECK(listener.accept_queue_size() == 3);
+
+  auto s1 = ctx.stats();
+  socket got[3];
+  for (socket& g : got) {
+    ec = co_await listener.accept_async(args);
+    REQUIRE(!ec);
+    CHECK(args.completed_synchronously());
+    g = std::move(args.accept_socket());
+    CHECK(g.is_open());
+  }
+  auto s2 = ctx.stats();
+  MESSAGE("suspended accept: stats before {sqes=" << s0.sqes_submitted << " enters="
+          << s0.enter_calls << " cqes=" << s0.cqes << " inline=" << s0.inline_completions
+          << "}; three inline accepts: sqes +" << s2.sqes_submitted - s1.sqes_submitted
+          << ", enters +" << s2.enter_calls - s1.enter_calls << ", cqes +" << s2.cqes - s1.cqes
+          << ", inline +" << s2.inline_completions - s1.inline_completions);
+  CHECK(s2.inline_completions - s1.inline_completions == 3);
+  CHECK(s2.sqes_submitted == s1.sqes_submitted);  // no SQE
+  CHECK(s2.enter_calls == s1.enter_calls);        // no syscall into the ring, no suspension
+  CHECK(listener.accept_queue_size() == 0);
+  for (int fd : c) ::close(fd);
+
+  // The plain form takes from the queue inline too.
+  int d = test::blocking_connect(ep);
+  co_await sleep_for(ctx, 20ms);
+  auto s3 = ctx.stats();
+  socket p = co_await listener.accept_async();
+  CHECK(p.is_open());
+  CHECK(ctx.stats().inline_completions - s3.inline_completions == 1);
+  ::close(d);
+}
+
+task<void> close_listener_while_pending(io_context& ctx, socket& listener, int& cancelled) {
+  auto waiter = [](socket& l, int& cancelled) -> task<void> {
+    accept_args args;
+    std::error_code ec = co_await l.accept_async(args);
+    if (ec == std::errc::operation_canceled) ++cancelled;
+  };
+  auto plain_waiter = [](socket& l, int& cancelled) -> task<void> {
+    try {
+      co_await l.accept_async();
+    } catch (const socket_error& e) {
+      if (e.code() == std::errc::operation_canceled) ++cancelled;
+    }
+  };
+  ctx.spawn(waiter(listener, cancelled));
+  ctx.spawn(waiter(listener, cancelled));
+  ctx.spawn(plain_waiter(listener, cancelled));
+  co_await sleep_for(ctx, 10ms);
+  listener.close();
+  CHECK(cancelled == 0);  // completions come on a following loop turn, not inside close()
+  co_await sleep_for(ctx, 10ms);
+}
+
+task<void> first_receive(io_context& ctx, socket& listener, endpoint ep) {
+  auto client = [](io_context& ctx, endpoint ep) -> task<void> {
+    socket s = co_await socket::connect_async(ctx, ep);
+    co_await sleep_for(ctx, 10ms);
+    co_await s.send_all_async(test::bytes("hello, first block"));
+    co_await sleep_for(ctx, 50ms);
+  };
+  ctx.spawn(client(ctx, ep));
+  std::array<std::byte, 256> buf{};
+  accept_args args;
+  args.set_buffer(buf);
+  std::error_code ec = co_await listener.accept_async(args);
+  REQUIRE(!ec);
+  CHECK(args.bytes_transferred() == 18);
+  CHECK(test::str({buf.data(), args.bytes_transferred()}) == "hello, first block");
+  CHECK(args.accept_socket().is_open());
+  CHECK(args.last_operation() == socket_operation::accept);
+}
+
+task<void> bounded_queue(io_context& ctx, socket& listener, endpoint ep, int clients) {
+  std::vector<int> fds;
+  accept_args args;
+  // Arm the listener with a first accept.
+  ctx.spawn(connect_after(ctx, ep, 1ms));
+  co_await listener.accept_async(args);
+  for (int i = 0; i < clients; ++i) fds.push_back(test::blocking_connect(ep));
+  co_await sleep_for(ctx, 30ms);
+  // Capacity 4: the multishot was cancelled when the queue filled; the backlog holds the rest.
+  CHECK(listener.accept_queue_size() >= 4);
+  CHECK(listener.accept_queue_size() < static_cast<std::size_t>(clients));
+  for (int i = 0; i < clients; ++i) {
+    std::error_code ec = co_await listener.accept_async(args, {.timeout = 2s});
+    REQUIRE(!ec);
+    CHECK(listener.accept_queue_size() <= 8);
+  }
+  for (int fd : fds) ::close(fd);
+}
+
+task<void> emfile_recovers(io_context&, socket& listener, endpoint ep, std::vector<int>& fill,
+                           int& reported) {
+  // The descriptor table is full: the armed accept fails with EMFILE, the listener backs off.
+  int c1 = test::blocking_connect(ep);  // made before the table was filled below
+  fill.clear();
+  for (;;) {
+    int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) break;
+    fill.push_back(fd);
+  }
+  accept_args args;
+  std::error_code ec = co_await listener.accept_async(args, {.timeout = 1s});
+  if (ec == std::errc::too_many_files_open) ++reported;
+  CHECK(ec == std::errc::too_many_files_open);
+  CHECK_FALSE(is_fatal(ec));
+  // Free descriptors: the back-off timer re-arms the accept, the waiting connection arrives.
+  for (int fd : fill) ::close(fd);
+  fill.clear();
+  ec = co_await listener.accept_async(args, {.timeout = 2s});
+  CHECK(!ec);
+  CHECK(args.accept_socket().is_open());
+  ::close(c1);
+}
+
+}  // namespace
+
+TEST_SUITE("accept") {
+  TEST_CASE("accept completes inline when connections are queued and suspends otherwise") {
+    io_context ctx;
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    ctx.block_on(inline_vs_suspended(ctx, listener));
+  }
+
+  TEST_CASE("closing a listener completes every pending accept once with operation_canceled") {
+    io_context ctx;
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    endpoint ep = listener.local_endpoint();
+    int cancelled = 0;
+    ctx.block_on(close_listener_while_pending(ctx, listener, cancelled));
+    CHECK(cancelled == 3);
+    // The port refuses connections at once.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(::connect(fd, ep.data(), ep.size()) != 0);
+    CHECK(errno == ECONNREFUSED);
+    ::close(fd);
+    CHECK_THROWS_AS((void)listener.accept_async(), socket_closed_error);
+  }
+
+  TEST_CASE("closing a listener closes the connections it queued but nobody claimed") {
+    std::size_t fds_before = test::open_fds();
+    {
+      io_context ctx;
+      socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+      endpoint ep = listener.local_endpoint();
+      int clients[5];
+      ctx.block_on([](io_context& ctx, socket& l, endpoint ep, int* clients) -> task<void> {
+        ctx.spawn(connect_after(ctx, ep, 1ms));
+        co_await l.accept_async();  // arms the multishot
+        for (int i = 0; i < 5; ++i) clients[i] = test::blocking_connect(ep);
+        co_await sleep_for(ctx, 20ms);
+        CHECK(l.accept_queue_size() == 5);
+        l.close();
+        co_await sleep_for(ctx, 20ms);
+        // The peers see end of stream: their connection was closed by the server.
+        for (int i = 0; i < 5; ++i) {
+          char c;
+          CHECK(::recv(clients[i], &c, 1, 0) == 0);
+          ::close(clients[i]);
+        }
+      }(ctx, listener, ep, clients));
+    }
+    CHECK(test::open_fds() == fds_before);
+  }
+
+  TEST_CASE("accept with a buffer receives the first block of the connection") {
+    io_context ctx;
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    ctx.block_on(first_receive(ctx, listener, listener.local_endpoint()));
+  }
+
+  TEST_CASE("the ready queue is bounded; the backlog holds the rest until it drains") {
+    io_context ctx;
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    listener.set_accept_queue_capacity(4);
+    ctx.block_on(bounded_queue(ctx, listener, listener.local_endpoint(), 20));
+  }
+
+  TEST_CASE("EMFILE is reported to args-form accepts and the listener recovers by itself") {
+    io_context ctx;
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    endpoint ep = listener.local_endpoint();
+    rlimit old{};
+    ::getrlimit(RLIMIT_NOFILE, &old);
+    rlimit low = old;
+    low.rlim_cur = std::min<rlim_t>(old.rlim_cur, test::open_fds() + 64);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    std::vector<int> fill;
+    int reported = 0;
+    ctx.block_on(emfile_recovers(ctx, listener, ep, fill, reported));
+    for (int fd : fill) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &old);
+    CHECK(reported == 1);
+  }
+
+  TEST_CASE("no descriptor leaks across 5,000 connect/accept/close cycles") {
+    io_context ctx;
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    endpoint ep = listener.local_endpoint();
+    auto cycles = [](io_context& ctx, socket& l, endpoint ep) -> task<void> {
+      for (int i = 0; i < 5000; ++i) {
+        auto [server, client] =
+            co_await when_all(accept_one(l), socket::connect_async(ctx, ep));
+        server.close();
+        client.close();
+      }
+    };
+    ctx.block_on([](io_context& ctx) -> task<void> { co_await sleep_for(ctx, 1ms); }(ctx));
+    std::size_t before = test::open_fds();
+    ctx.block_on(cycles(ctx, listener, ep));
+    CHECK(test::open_fds() == before);
+  }
+}
+
+}  // namespace rstest

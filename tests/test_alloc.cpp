@@ -1,0 +1,93 @@
+#include <doctest/doctest.h>
+
+#include <array>
+
+#include "support.hpp"
+
+namespace rstest {
+using namespace ringsock;
+using ringsock::socket;  // ::socket() from <sys/socket.h> would make the name ambiguous
+
+namespace {
+
+task<socket> accept_one(socket& l) { co_return co_await l.accept_async(); }
+
+// Ping-pong: one message out, the same message back, `count` times; the allocation counter is
+// read after `warmup` round trips and at the end.
+task<void> plain_echo_loop(socket& c, int warmup, int count, std::size_t& news) {
+  std::array<std::byte, 64> out{}, in{};
+  std::size_t start = 0;
+  for (int i = 0; i < warmup + count; ++i) {
+    if (i == warmup) start = test::new_calls();
+    out[0] = static_cast<std::byte>(i);
+    co_await c.send_all_async(out);
+    std::size_t got = 0;
+    while (got < out.size()) got += co_await c.receive_async(std::span(in).subspan(got));
+    if (in[0] != out[0]) throw std::runtime_error("echo mismatch");
+  }
+  news = test::new_calls() - start;
+}
+
+task<void> args_echo_loop(socket& c, int warmup, int count, std::size_t& news) {
+  std::array<std::byte, 64> out{}, in{};
+  socket_args tx, rx;
+  std::size_t start = 0;
+  for (int i = 0; i < warmup + count; ++i) {
+    if (i == warmup) start = test::new_calls();
+    out[0] = static_cast<std::byte>(i);
+    tx.set_buffer(out);
+    if (co_await c.send_all_async(tx)) throw std::runtime_error("send failed");
+    std::size_t got = 0;
+    while (got < in.size()) {
+      rx.set_buffer(std::span(in).subspan(got));
+      if (co_await c.receive_async(rx)) throw std::runtime_error("receive failed");
+      got += rx.bytes_transferred();
+    }
+  }
+  news = test::new_calls() - start;
+}
+
+}  // namespace
+
+TEST_SUITE("allocation") {
+  TEST_CASE("a 10,000-message echo loop performs no operator new after warm-up (plain form)") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    std::size_t news = 99;
+    ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
+      auto [s, c] = co_await when_all(accept_one(l), socket::connect_async(ctx, l.local_endpoint()));
+      ctx.spawn(test::echo_session(std::move(s)));
+      co_await plain_echo_loop(c, 100, 10'000, news);
+    }(ctx, l, news));
+    MESSAGE("operator new calls in 10,000 round trips: " << news);
+    CHECK(news == 0);
+  }
+
+  TEST_CASE("a 10,000-message echo loop performs no operator new after warm-up (args form)") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    std::size_t news = 99;
+    ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
+      auto [s, c] = co_await when_all(accept_one(l), socket::connect_async(ctx, l.local_endpoint()));
+      ctx.spawn(test::echo_session(std::move(s)));
+      co_await args_echo_loop(c, 100, 10'000, news);
+    }(ctx, l, news));
+    CHECK(news == 0);
+  }
+
+  TEST_CASE("task frames are recycled: creating and finishing tasks allocates nothing") {
+    io_context ctx;
+    std::size_t news = 99;
+    ctx.block_on([](std::size_t& news) -> task<void> {
+      auto leaf = [](int v) -> task<int> { co_return v; };
+      int sum = co_await leaf(1);  // warm-up
+      std::size_t start = test::new_calls();
+      for (int i = 0; i < 10'000; ++i) sum += co_await leaf(i);
+      news = test::new_calls() - start;
+      CHECK(sum > 0);
+    }(news));
+    CHECK(news == 0);
+  }
+}
+
+}  // namespace rstest

@@ -1,0 +1,201 @@
+#include <doctest/doctest.h>
+
+#include <array>
+#include <chrono>
+#include <thread>
+
+#include "support.hpp"
+
+namespace rstest {
+using namespace ringsock;
+using ringsock::socket;  // ::socket() from <sys/socket.h> would make the name ambiguous
+using namespace std::chrono_literals;
+
+namespace {
+
+task<socket> accept_one(socket& l) { co_return co_await l.accept_async(); }
+
+struct pair {
+  socket server, client;
+};
+task<pair> connected(io_context& ctx, socket& l) {
+  auto [s, c] = co_await when_all(accept_one(l), socket::connect_async(ctx, l.local_endpoint()));
+  co_return pair{std::move(s), std::move(c)};
+}
+
+task<void> stop_accept(io_context& ctx, socket& l, std::stop_source& src, bool other_thread) {
+  std::thread t;
+  if (other_thread)
+    t = std::thread([&src] {
+      std::this_thread::sleep_for(20ms);
+      src.request_stop();
+    });
+  else
+    ctx.spawn([](io_context& ctx, std::stop_source& src) -> task<void> {
+      co_await sleep_for(ctx, 20ms);
+      src.request_stop();
+    }(ctx, src));
+  accept_args args;
+  auto t0 = std::chrono::steady_clock::now();
+  std::error_code ec = co_await l.accept_async(args, {.stop = src.get_token()});
+  if (t.joinable()) t.join();
+  CHECK(ec == std::errc::operation_canceled);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  CHECK_FALSE(args.in_use());
+  // The listener still works.
+  auto [s, c] = co_await connected(ctx, l);
+  CHECK(s.is_open());
+}
+
+task<void> stop_receive(io_context& ctx, socket& l, bool other_thread) {
+  pair p = co_await connected(ctx, l);
+  std::stop_source src;
+  std::thread t;
+  if (other_thread)
+    t = std::thread([&src] {
+      std::this_thread::sleep_for(20ms);
+      src.request_stop();
+    });
+  else
+    ctx.spawn([](io_context& ctx, std::stop_source& src) -> task<void> {
+      co_await sleep_for(ctx, 20ms);
+      src.request_stop();
+    }(ctx, src));
+  std::array<std::byte, 16> buf{};
+  bool cancelled = false;
+  try {
+    co_await p.client.receive_async(buf, {.stop = src.get_token()});
+  } catch (const socket_error& e) {
+    cancelled = e.code() == std::errc::operation_canceled;
+  }
+  if (t.joinable()) t.join();
+  CHECK(cancelled);
+  // The connection still works: data sent now arrives in the next receive.
+  co_await p.server.send_all_async(test::bytes("after"));
+  std::size_t n = co_await p.client.receive_async(buf);
+  CHECK(test::str({buf.data(), n}) == "after");
+}
+
+task<void> timeouts(io_context& ctx, socket& l) {
+  accept_args args;
+  auto t0 = std::chrono::steady_clock::now();
+  std::error_code ec = co_await l.accept_async(args, {.timeout = 30ms});
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(ec == std::errc::timed_out);
+  CHECK(took >= 30ms);
+  CHECK(took < 2s);
+
+  bool timed_out = false;
+  try {
+    co_await l.accept_async({.timeout = 10ms});
+  } catch (const socket_error& e) {
+    timed_out = e.code() == std::errc::timed_out;
+  }
+  CHECK(timed_out);
+
+  pair p = co_await connected(ctx, l);
+  std::array<std::byte, 16> buf{};
+  socket_args r;
+  r.set_buffer(buf);
+  ec = co_await p.client.receive_async(r, {.timeout = 30ms});
+  CHECK(ec == std::errc::timed_out);
+  // The kernel no longer owns the buffer: data sent now is not written into it ...
+  co_await p.server.send_all_async(test::bytes("late"));
+  co_await sleep_for(ctx, 10ms);
+  CHECK(buf[0] == std::byte{0});
+  // ... it waits for the next receive, which also shows the socket still works.
+  ec = co_await p.client.receive_async(r, {.timeout = 1s});
+  CHECK(!ec);
+  CHECK(test::str({buf.data(), r.bytes_transferred()}) == "late");
+
+  // A timeout that does not fire changes nothing.
+  co_await p.server.send_all_async(test::bytes("x"));
+  ec = co_await p.client.receive_async(r, {.timeout = 5s});
+  CHECK(!ec);
+  CHECK(r.bytes_transferred() == 1);
+}
+
+task<void> close_with_pending_receive(io_context& ctx, socket& l, int& completions) {
+  pair p = co_await connected(ctx, l);
+  auto reader = [](socket& s, int& completions) -> task<void> {
+    std::array<std::byte, 16> buf;
+    socket_args a;
+    a.set_buffer(buf);
+    std::error_code ec = co_await s.receive_async(a);
+    if (ec == std::errc::operation_canceled) ++completions;
+  };
+  ctx.spawn(reader(p.client, completions));
+  co_await sleep_for(ctx, 10ms);
+  p.client.close();
+  co_await sleep_for(ctx, 20ms);
+}
+
+}  // namespace
+
+TEST_SUITE("cancellation") {
+  TEST_CASE("a stop token cancels a pending accept (same thread); the listener still works") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    std::stop_source src;
+    ctx.block_on(stop_accept(ctx, l, src, false));
+  }
+
+  TEST_CASE("a stop token cancels a pending accept (other thread); the listener still works") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    std::stop_source src;
+    ctx.block_on(stop_accept(ctx, l, src, true));
+  }
+
+  TEST_CASE("a stop token cancels a pending receive; the connection still works") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    ctx.block_on(stop_receive(ctx, l, false));
+    ctx.block_on(stop_receive(ctx, l, true));
+  }
+
+  TEST_CASE("timeouts end a pending accept and receive with timed_out; the buffer is released") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    ctx.block_on(timeouts(ctx, l));
+  }
+
+  TEST_CASE("close() completes a pending receive once with operation_canceled") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    int completions = 0;
+    ctx.block_on(close_with_pending_receive(ctx, l, completions));
+    CHECK(completions == 1);
+  }
+
+  TEST_CASE("destroying a context with operations in flight leaks no descriptor") {
+    std::size_t before = test::open_fds();
+    {
+      io_context ctx;
+      socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+      endpoint ep = l.local_endpoint();
+      // Pending: an accept, receives on both ends of two connections, a timer, a send_all
+      // that cannot finish (nobody reads), and connections queued but never accepted.
+      auto busy = [](io_context& ctx, socket& l) -> task<void> {
+        pair p = co_await connected(ctx, l);
+        ctx.spawn([](socket s) -> task<void> {
+          std::array<std::byte, 16> buf;
+          co_await s.receive_async(buf);
+        }(std::move(p.server)));
+        ctx.spawn([](socket s) -> task<void> {
+          std::string big(32 << 20, 'x');
+          co_await s.send_all_async(test::bytes(big));
+        }(std::move(p.client)));
+        ctx.spawn([](socket& l) -> task<void> { co_await l.accept_async(); }(l));
+        ctx.spawn([](io_context& ctx) -> task<void> { co_await sleep_for(ctx, 1h); }(ctx));
+        co_await sleep_for(ctx, 20ms);
+      };
+      ctx.block_on(busy(ctx, l));
+      int queued1 = test::blocking_connect(ep);
+      ::close(queued1);
+    }
+    CHECK(test::open_fds() == before);
+  }
+}
+
+}  // namespace rstest

@@ -1,0 +1,200 @@
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+namespace rstest {
+using namespace ringsock;
+using ringsock::socket;  // ::socket() from <sys/socket.h> would make the name ambiguous
+using namespace std::chrono_literals;
+
+namespace {
+
+task<std::string> echo_round_trip(io_context& ctx, socket& listener, std::string msg) {
+  ctx.spawn(test::echo_server(ctx, listener, 1));
+  co_return co_await test::echo_client(ctx, listener.local_endpoint(), msg);
+}
+
+task<void> args_echo(io_context& ctx, socket& listener) {
+  auto server = [](socket& l) -> task<void> {
+    accept_args a;
+    if (co_await l.accept_async(a)) co_return;
+    socket s = std::move(a.accept_socket());
+    std::array<std::byte, 64> buf;
+    socket_args io;
+    for (;;) {
+      io.set_buffer(buf);
+      if (co_await s.receive_async(io) || io.bytes_transferred() == 0) break;
+      io.set_buffer({buf.data(), io.bytes_transferred()});
+      if (co_await s.send_all_async(io)) break;
+    }
+  };
+  ctx.spawn(server(listener));
+  socket c(ctx, address_family::ipv4);
+  socket_args a;
+  a.set_remote_endpoint(listener.local_endpoint());
+  std::error_code ec = co_await c.connect_async(a);
+  REQUIRE(!ec);
+  std::string msg = "args form";
+  a.set_buffer({const_cast<std::byte*>(test::bytes(msg).data()), msg.size()});
+  ec = co_await c.send_async(a);
+  CHECK(!ec);
+  CHECK(a.bytes_transferred() == msg.size());
+  CHECK(a.last_operation() == socket_operation::send);
+  std::array<std::byte, 64> in{};
+  a.set_buffer(in);
+  ec = co_await c.receive_async(a);
+  CHECK(!ec);
+  CHECK(test::str({in.data(), a.bytes_transferred()}) == msg);
+  c.shutdown(shutdown_how::send);
+  ec = co_await c.receive_async(a);
+  CHECK(!ec);
+  CHECK(a.bytes_transferred() == 0);  // end of stream is a value
+}
+
+}  // namespace
+
+TEST_SUITE("socket") {
+  TEST_CASE("echo round trip over IPv4") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    CHECK(ctx.block_on(echo_round_trip(ctx, l, "hello over ipv4")) == "hello over ipv4");
+  }
+
+  TEST_CASE("echo round trip over IPv6") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::parse("[::1]:0"));
+    CHECK(l.local_endpoint().family() == address_family::ipv6);
+    CHECK(ctx.block_on(echo_round_trip(ctx, l, "hello over ipv6")) == "hello over ipv6");
+  }
+
+  TEST_CASE("echo round trip over a Unix-domain socket") {
+    io_context ctx;
+    std::string path = test::temp_socket_path("echo");
+    ::unlink(path.c_str());
+    socket l = socket::listen(ctx, endpoint::parse("unix:" + path));
+    CHECK(l.local_endpoint().to_string() == "unix:" + path);
+    CHECK(ctx.block_on(echo_round_trip(ctx, l, "hello over unix")) == "hello over unix");
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("a large echo goes through short sends and arrives whole") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    std::string big(4 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    CHECK(ctx.block_on(echo_round_trip(ctx, l, big)) == big);
+  }
+
+  TEST_CASE("the args form of connect, send, receive and send_all") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    ctx.block_on(args_echo(ctx, l));
+  }
+
+  TEST_CASE("connect to a closed port: connection_refused in args form, socket_error in plain") {
+    io_context ctx;
+    endpoint closed_port;
+    {
+      socket tmp = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+      closed_port = tmp.local_endpoint();
+    }
+    auto run = [](io_context& ctx, endpoint ep) -> task<void> {
+      socket s(ctx, address_family::ipv4);
+      socket_args a;
+      a.set_remote_endpoint(ep);
+      std::error_code ec = co_await s.connect_async(a);
+      CHECK(ec == std::errc::connection_refused);
+      CHECK(a.socket_error() == std::errc::connection_refused);
+      bool threw = false;
+      try {
+        co_await socket::connect_async(ctx, ep);
+      } catch (const socket_error& e) {
+        threw = e.code() == std::errc::connection_refused;
+      }
+      CHECK(threw);
+    };
+    ctx.block_on(run(ctx, closed_port));
+  }
+
+  TEST_CASE("UDP datagrams: send_to and receive_from in both forms") {
+    io_context ctx;
+    auto run = [](io_context& ctx) -> task<void> {
+      socket a(ctx, address_family::ipv4, socket_type::datagram);
+      socket b(ctx, address_family::ipv4, socket_type::datagram);
+      a.bind(endpoint::loopback(address_family::ipv4));
+      b.bind(endpoint::loopback(address_family::ipv4));
+      std::size_t n = co_await a.send_to_async(test::bytes("ping"), b.local_endpoint());
+      CHECK(n == 4);
+      std::array<std::byte, 32> buf{};
+      endpoint from;
+      n = co_await b.receive_from_async(buf, from);
+      CHECK(test::str({buf.data(), n}) == "ping");
+      CHECK(from == a.local_endpoint());
+
+      socket_args args;
+      std::string pong = "pong";
+      args.set_buffer({reinterpret_cast<std::byte*>(pong.data()), pong.size()});
+      args.set_remote_endpoint(from);
+      CHECK(!co_await b.send_to_async(args));
+      CHECK(args.bytes_transferred() == 4);
+      socket_args in;
+      in.set_buffer(buf);
+      CHECK(!co_await a.receive_from_async(in));
+      CHECK(test::str({buf.data(), in.bytes_transferred()}) == "pong");
+      CHECK(in.remote_endpoint() == b.local_endpoint());
+    };
+    ctx.block_on(run(ctx));
+  }
+
+  TEST_CASE("options and endpoints of a connected pair") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    auto run = [](io_context& ctx, socket& l) -> task<void> {
+      auto [s, c] = co_await when_all(
+          [](socket& l) -> task<socket> { co_return co_await l.accept_async(); }(l),
+          socket::connect_async(ctx, l.local_endpoint()));
+      c.set_no_delay(true);
+      CHECK(c.no_delay());
+      c.set_keep_alive(true);
+      CHECK(c.keep_alive());
+      c.set_receive_buffer_size(1 << 16);
+      CHECK(c.receive_buffer_size() >= (1 << 16));
+      c.set_send_buffer_size(1 << 16);
+      CHECK(c.send_buffer_size() >= (1 << 16));
+      CHECK(s.remote_endpoint() == c.local_endpoint());
+      CHECK(c.remote_endpoint() == l.local_endpoint());
+      CHECK((::fcntl(s.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
+      CHECK((::fcntl(c.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
+      CHECK((::fcntl(l.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
+    };
+    ctx.block_on(run(ctx, l));
+  }
+
+  TEST_CASE("a send to a peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    auto run = [](io_context& ctx, socket& l) -> task<void> {
+      auto [s, c] = co_await when_all(
+          [](socket& l) -> task<socket> { co_return co_await l.accept_async(); }(l),
+          socket::connect_async(ctx, l.local_endpoint()));
+      s.close();
+      co_await sleep_for(ctx, 10ms);
+      std::string chunk(65536, 'x');
+      std::error_code last;
+      socket_args a;
+      a.set_buffer({reinterpret_cast<std::byte*>(chunk.data()), chunk.size()});
+      for (int i = 0; i < 100 && !last; ++i) last = co_await c.send_async(a);
+      CHECK((last == std::errc::broken_pipe || last == std::errc::connection_reset));
+    };
+    ctx.block_on(run(ctx, l));
+  }
+}
+
+}  // namespace rstest
