@@ -128,7 +128,11 @@ void io_context::run() {
   if (in_loop_) throw std::logic_error("ringsock: io_context::run called from inside the loop");
   in_loop_ = true;
   try {
-    while (!stop_requested_.load(std::memory_order_acquire) && has_work()) run_once(true);
+    for (;;) {
+      run_ready();
+      if (stop_requested_.load(std::memory_order_acquire) || !has_work()) break;
+      pump(true);
+    }
   } catch (...) {
     in_loop_ = false;
     throw;
@@ -278,14 +282,13 @@ void io_context::run_ready() {
   ready_swap_.swap(ready_);
   for (std::size_t i = 0; i < ready_swap_.size(); ++i) ready_swap_[i].fn(ready_swap_[i].arg);
   ready_swap_.clear();
-}
-
-void io_context::run_once(bool may_block) {
-  run_ready();
   if (has_cross_.load(std::memory_order_acquire)) {
     drain_cancels();
     drain_posted();
   }
+}
+
+void io_context::pump(bool may_block) {
   const bool wait = may_block && ready_.empty() && !stop_requested_.load(std::memory_order_relaxed);
   int r = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
   ++stats_.enter_calls;

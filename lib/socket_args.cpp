@@ -102,8 +102,11 @@ void socket_args::resume(socket_args&, void* target) noexcept {
 
 namespace detail {
 bool args_awaiter::await_ready() {
+  if ((sock_->*start_)(*args_, opts_)) return true;
+  // Only now: a start that threw for misuse must leave a pending operation's waiter untouched.
+  // Nothing can complete before await_suspend() ran.
   args_->set_completion(nullptr, nullptr);  // default: resume the coroutine
-  return (sock_->*start_)(*args_, opts_);
+  return false;
 }
 void args_awaiter::await_suspend(std::coroutine_handle<> h) noexcept {
   args_->set_completion_target(h.address());

@@ -9,7 +9,7 @@ bool sleep_awaiter::await_ready() {
   ts_.tv_sec = ns / 1'000'000'000;
   ts_.tv_nsec = ns % 1'000'000'000;
   req_.done_ = &resume_waiter;
-  ctx_->arm(req_, io_options{std::chrono::nanoseconds(0), stop_},
+  ctx_->arm(req_, io_options{stop_},
             [this](io_uring_sqe* sqe) { io_uring_prep_timeout(sqe, &ts_, 0, 0); });
   return false;
 }

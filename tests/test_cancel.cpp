@@ -37,7 +37,7 @@ task<void> stop_accept(io_context& ctx, socket& l, std::stop_source& src, bool o
     }(ctx, src));
   accept_args args;
   auto t0 = std::chrono::steady_clock::now();
-  std::error_code ec = co_await l.accept_async(args, {.stop = src.get_token()});
+  std::error_code ec = co_await l.accept_async(args, src.get_token());
   if (t.joinable()) t.join();
   CHECK(ec == std::errc::operation_canceled);
   CHECK(std::chrono::steady_clock::now() - t0 < 2s);
@@ -64,7 +64,7 @@ task<void> stop_receive(io_context& ctx, socket& l, bool other_thread) {
   std::array<std::byte, 16> buf{};
   bool cancelled = false;
   try {
-    co_await p.client.receive_async(buf, {.stop = src.get_token()});
+    co_await p.client.receive_async(buf, src.get_token());
   } catch (const socket_error& e) {
     cancelled = e.code() == std::errc::operation_canceled;
   }
@@ -79,7 +79,7 @@ task<void> stop_receive(io_context& ctx, socket& l, bool other_thread) {
 task<void> timeouts(io_context& ctx, socket& l) {
   accept_args args;
   auto t0 = std::chrono::steady_clock::now();
-  std::error_code ec = co_await l.accept_async(args, {.timeout = 30ms});
+  std::error_code ec = co_await l.accept_async(args, 30ms);
   auto took = std::chrono::steady_clock::now() - t0;
   CHECK(ec == std::errc::timed_out);
   CHECK(took >= 30ms);
@@ -87,7 +87,7 @@ task<void> timeouts(io_context& ctx, socket& l) {
 
   bool timed_out = false;
   try {
-    co_await l.accept_async({.timeout = 10ms});
+    co_await l.accept_async(10ms);
   } catch (const socket_error& e) {
     timed_out = e.code() == std::errc::timed_out;
   }
@@ -97,20 +97,20 @@ task<void> timeouts(io_context& ctx, socket& l) {
   std::array<std::byte, 16> buf{};
   socket_args r;
   r.set_buffer(buf);
-  ec = co_await p.client.receive_async(r, {.timeout = 30ms});
+  ec = co_await p.client.receive_async(r, 30ms);
   CHECK(ec == std::errc::timed_out);
   // The kernel no longer owns the buffer: data sent now is not written into it ...
   co_await p.server.send_all_async(test::bytes("late"));
   co_await sleep_for(ctx, 10ms);
   CHECK(buf[0] == std::byte{0});
   // ... it waits for the next receive, which also shows the socket still works.
-  ec = co_await p.client.receive_async(r, {.timeout = 1s});
+  ec = co_await p.client.receive_async(r, 1s);
   CHECK(!ec);
   CHECK(test::str({buf.data(), r.bytes_transferred()}) == "late");
 
   // A timeout that does not fire changes nothing.
   co_await p.server.send_all_async(test::bytes("x"));
-  ec = co_await p.client.receive_async(r, {.timeout = 5s});
+  ec = co_await p.client.receive_async(r, 5s);
   CHECK(!ec);
   CHECK(r.bytes_transferred() == 1);
 }
@@ -177,17 +177,23 @@ TEST_SUITE("cancellation") {
       // Pending: an accept, receives on both ends of two connections, a timer, a send_all
       // that cannot finish (nobody reads), and connections queued but never accepted.
       auto busy = [](io_context& ctx, socket& l) -> task<void> {
-        pair p = co_await connected(ctx, l);
+        pair a = co_await connected(ctx, l);  // a receive that never gets data
+        pair b = co_await connected(ctx, l);  // a send_all that never finishes: nobody reads
         ctx.spawn([](socket s) -> task<void> {
           std::array<std::byte, 16> buf;
           co_await s.receive_async(buf);
-        }(std::move(p.server)));
+        }(std::move(a.server)));
         ctx.spawn([](socket s) -> task<void> {
           std::string big(32 << 20, 'x');
-          co_await s.send_all_async(test::bytes(big));
-        }(std::move(p.client)));
+          socket_args args;
+          args.set_buffer({reinterpret_cast<std::byte*>(big.data()), big.size()});
+          co_await s.send_all_async(args);
+        }(std::move(b.server)));
+        ctx.spawn([](io_context& ctx, socket c1, socket c2) -> task<void> {
+          CHECK((c1.is_open() && c2.is_open()));
+          co_await sleep_for(ctx, 1h);  // holds the peers open
+        }(ctx, std::move(a.client), std::move(b.client)));
         ctx.spawn([](socket& l) -> task<void> { co_await l.accept_async(); }(l));
-        ctx.spawn([](io_context& ctx) -> task<void> { co_await sleep_for(ctx, 1h); }(ctx));
         co_await sleep_for(ctx, 20ms);
       };
       ctx.block_on(busy(ctx, l));

@@ -16,7 +16,7 @@ TEST_SUITE("misuse") {
     ctx.block_on([](io_context& ctx, socket& l) -> task<void> {
       accept_args args;
       ctx.spawn([](socket& l, accept_args& a) -> task<void> {
-        co_await l.accept_async(a, {.timeout = 100ms});
+        co_await l.accept_async(a, 100ms);
       }(l, args));
       co_await sleep_for(ctx, 5ms);
       REQUIRE(args.in_use());

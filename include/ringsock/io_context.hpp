@@ -160,8 +160,10 @@ class io_context {
   static void on_wake(detail::operation* op, int res, std::uint32_t flags) noexcept;
 
   void setup(const params& p);
-  void run_once(bool may_block);
+  // One loop turn is run_ready() (ready work, posted work, cross-thread cancels), then pump():
+  // one io_uring_enter that submits everything prepared and, when nothing is ready, waits.
   void run_ready();
+  void pump(bool may_block);
   void reap();
   void flush() noexcept;
   void arm_wake() noexcept;
@@ -267,7 +269,11 @@ T io_context::block_on(task<T> t) {
   defer(&resume_handle, h.address());
   in_loop_ = true;
   try {
-    while (!h.done()) run_once(true);
+    for (;;) {
+      run_ready();
+      if (h.done()) break;
+      pump(true);
+    }
   } catch (...) {
     in_loop_ = false;
     throw;
