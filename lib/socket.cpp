@@ -76,6 +76,7 @@ void socket::close() noexcept {
   ctx_->prep_cancel_fd(fd);
   ctx_->prep_close(fd);
   used_ring_ = false;
+  if (!ctx_->in_loop()) ctx_->submit_now();  // nobody would submit it until the next run
 }
 
 socket socket::listen(io_context& ctx, const endpoint& ep, int backlog) {

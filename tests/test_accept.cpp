@@ -38,6 +38,8 @@ task<void> inline_vs_suspended(io_context& ctx, socket& listener) {
   CHECK(args.accept_socket().is_open());
   CHECK(args.remote_endpoint().family() == address_family::ipv4);
   CHECK(ctx.stats().inline_completions == s0.inline_completions);
+  auto s_susp = ctx.stats();
+  CHECK(s_susp.sqes_submitted > s0.sqes_submitted);  // the multishot accept was armed
   socket first = std::move(args.accept_socket());
 
   // Three clients connect while nobody accepts: the armed multishot queues them.
@@ -56,9 +58,11 @@ task<void> inline_vs_suspended(io_context& ctx, socket& listener) {
     CHECK(g.is_open());
   }
   auto s2 = ctx.stats();
-  MESSAGE("suspended accept: stats before {sqes=" << s0.sqes_submitted << " enters="
-          << s0.enter_calls << " cqes=" << s0.cqes << " inline=" << s0.inline_completions
-          << "}; three inline accepts: sqes +" << s2.sqes_submitted - s1.sqes_submitted
+  MESSAGE("suspended accept (with the client's connect and timers): sqes +"
+          << s_susp.sqes_submitted - s0.sqes_submitted << ", enters +"
+          << s_susp.enter_calls - s0.enter_calls << ", cqes +" << s_susp.cqes - s0.cqes
+          << ", inline +" << s_susp.inline_completions - s0.inline_completions
+          << "; three inline accepts: sqes +" << s2.sqes_submitted - s1.sqes_submitted
           << ", enters +" << s2.enter_calls - s1.enter_calls << ", cqes +" << s2.cqes - s1.cqes
           << ", inline +" << s2.inline_completions - s1.inline_completions);
   CHECK(s2.inline_completions - s1.inline_completions == 3);

@@ -153,6 +153,21 @@ TEST_SUITE("socket") {
     ctx.block_on(run(ctx));
   }
 
+  TEST_CASE("a socket closed outside the loop releases its descriptor at once") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    auto make = [](io_context& ctx, socket& l) -> task<socket> {
+      auto [s, c] = co_await when_all(
+          [](socket& l) -> task<socket> { co_return co_await l.accept_async(); }(l),
+          socket::connect_async(ctx, l.local_endpoint()));
+      co_return std::move(c);  // used by the ring: its close goes through the ring
+    };
+    socket c = ctx.block_on(make(ctx, l));
+    std::size_t before = test::open_fds();
+    c.close();
+    CHECK(test::open_fds() == before - 1);
+  }
+
   TEST_CASE("options and endpoints of a connected pair") {
     io_context ctx;
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));

@@ -134,6 +134,9 @@ class io_context {
   void unqueue_cancel(detail::io_request* r) noexcept;
   void count_inline() noexcept { ++stats_.inline_completions; }
   bool draining() const noexcept { return draining_; }
+  bool in_loop() const noexcept { return in_loop_; }
+  // Hands prepared SQEs to the kernel now (outside the loop nobody else would).
+  void submit_now() noexcept { flush(); }
   void check_thread() const noexcept { assert(running_in_this_thread()); }
   void on_task_started() noexcept { ++live_tasks_; }
   void on_task_ended() noexcept { --live_tasks_; }
