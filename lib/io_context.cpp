@@ -56,7 +56,6 @@ io_context::io_context(const params& p) : owner_(std::this_thread::get_id()), wa
     throw socket_error(err, "ringsock: eventfd for io_context::post");
   }
   ready_.reserve(256);
-  ready_swap_.reserve(256);
   arm_wake();
 }
 
@@ -119,6 +118,7 @@ void io_context::shutdown() noexcept {
     }
   }
   ready_.clear();
+  ready_head_ = 0;
   while (spawned_.next != &spawned_) spawned_.next->frame.destroy();
   flush();  // closes prepared by sockets destroyed with the frames
 }
@@ -151,7 +151,7 @@ void io_context::stop() noexcept {
 }
 
 bool io_context::has_work() const noexcept {
-  return live_tasks_ > 0 || outstanding_ > 0 || guards_ > 0 || !ready_.empty() ||
+  return live_tasks_ > 0 || outstanding_ > 0 || guards_ > 0 || ready_head_ < ready_.size() ||
          has_cross_.load(std::memory_order_acquire);
 }
 
@@ -278,18 +278,50 @@ void io_context::on_wake(detail::operation* op, int, std::uint32_t) noexcept {
 }
 
 void io_context::run_ready() {
-  // Items deferred while running go to the next turn, so a completion loop cannot starve I/O.
-  ready_swap_.swap(ready_);
-  for (std::size_t i = 0; i < ready_swap_.size(); ++i) ready_swap_[i].fn(ready_swap_[i].arg);
-  ready_swap_.clear();
+  // FIFO with a shared head: a nested loop (run_until inside a callback) continues where the
+  // outer one is, so every item runs exactly once. Items added meanwhile wait for the next turn,
+  // so a completion loop cannot starve I/O.
+  const std::size_t end = ready_.size();
+  while (ready_head_ < end && ready_head_ < ready_.size()) {
+    ready_item it = ready_[ready_head_++];
+    it.fn(it.arg);
+  }
+  if (ready_head_ == ready_.size()) {
+    ready_.clear();
+    ready_head_ = 0;
+  } else if (ready_head_ > 1024 && ready_head_ * 2 > ready_.size()) {
+    ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(ready_head_));
+    ready_head_ = 0;
+  }
   if (has_cross_.load(std::memory_order_acquire)) {
     drain_cancels();
     drain_posted();
   }
 }
 
+void io_context::run_until(bool (*done)(void*), void* arg) {
+  check_thread();
+  const bool outer = !in_loop_;
+  in_loop_ = true;
+  try {
+    for (;;) {
+      run_ready();
+      if (done(arg)) break;
+      pump(true);
+    }
+  } catch (...) {
+    if (outer) in_loop_ = false;
+    throw;
+  }
+  if (outer) {
+    in_loop_ = false;
+    flush();
+  }
+}
+
 void io_context::pump(bool may_block) {
-  const bool wait = may_block && ready_.empty() && !stop_requested_.load(std::memory_order_relaxed);
+  const bool wait = may_block && ready_head_ == ready_.size() &&
+                    !stop_requested_.load(std::memory_order_relaxed);
   int r = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
   ++stats_.enter_calls;
   if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);

@@ -15,7 +15,9 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <memory>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "ringsock/detail/operation.hpp"
@@ -78,6 +80,17 @@ class io_context {
   // tasks run meanwhile; those still pending continue in the next run()/block_on().
   template <class T>
   T block_on(task<T> t);
+
+  // Runs loop turns until done(arg) is true. Unlike run()/block_on() it may be called from
+  // inside the loop (a callback that must wait for a result, like compat's EndAccept); it
+  // blocks for as long as the condition needs.
+  void run_until(bool (*done)(void*), void* arg);
+  template <class Pred>
+  void run_until(Pred&& pred) {
+    using P = std::remove_reference_t<Pred>;
+    run_until([](void* p) { return static_cast<bool>((*static_cast<P*>(p))()); },
+              const_cast<void*>(static_cast<const void*>(std::addressof(pred))));
+  }
 
   // Starts a detached task on the next loop turn (never on the caller's stack). An exception
   // escaping it goes to the exception handler (default: print and std::terminate).
@@ -179,7 +192,8 @@ class io_context {
   ring_features features_{};
   io_stats stats_{};
   std::thread::id owner_;
-  std::vector<ready_item> ready_, ready_swap_;
+  std::vector<ready_item> ready_;
+  std::size_t ready_head_ = 0;  // items before it have run
   std::size_t inflight_ = 0;     // CQEs still to come that refer to live memory
   std::size_t outstanding_ = 0;  // user-visible requests not finished
   std::size_t live_tasks_ = 0;
