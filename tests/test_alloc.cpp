@@ -36,11 +36,13 @@ task<void> args_echo_loop(socket& c, int warmup, int count, std::size_t& news) {
     if (i == warmup) start = test::new_calls();
     out[0] = static_cast<std::byte>(i);
     tx.set_buffer(out);
-    if (co_await c.send_all_async(tx)) throw std::runtime_error("send failed");
+    std::error_code ec = co_await c.send_all_async(tx);
+    if (ec) throw std::runtime_error("send failed");
     std::size_t got = 0;
     while (got < in.size()) {
       rx.set_buffer(std::span(in).subspan(got));
-      if (co_await c.receive_async(rx)) throw std::runtime_error("receive failed");
+      std::error_code rec = co_await c.receive_async(rx);
+      if (rec) throw std::runtime_error("receive failed");
       got += rx.bytes_transferred();
     }
   }

@@ -24,15 +24,17 @@ task<std::string> echo_round_trip(io_context& ctx, socket& listener, std::string
 task<void> args_echo(io_context& ctx, socket& listener) {
   auto server = [](socket& l) -> task<void> {
     accept_args a;
-    if (co_await l.accept_async(a)) co_return;
+    if (std::error_code ec = co_await l.accept_async(a)) co_return;
     socket s = std::move(a.accept_socket());
     std::array<std::byte, 64> buf;
     socket_args io;
     for (;;) {
       io.set_buffer(buf);
-      if (co_await s.receive_async(io) || io.bytes_transferred() == 0) break;
+      std::error_code ec = co_await s.receive_async(io);
+      if (ec || io.bytes_transferred() == 0) break;
       io.set_buffer({buf.data(), io.bytes_transferred()});
-      if (co_await s.send_all_async(io)) break;
+      ec = co_await s.send_all_async(io);
+      if (ec) break;
     }
   };
   ctx.spawn(server(listener));

@@ -1,0 +1,177 @@
+// The Begin/End pattern: each BeginX starts the same core operation as XAsync(e), with an
+// AsyncResult holding its state; EndX waits for it (driving the loop on the owning thread) and
+// returns the result or throws SocketException.
+#include <cerrno>
+
+#include "async_result.hpp"
+#include "ringsock/compat/socket.hpp"
+
+namespace ringsock::compat {
+
+namespace {
+void check_range(std::size_t size, int offset, int count, const char* count_name) {
+  if (offset < 0 || static_cast<std::size_t>(offset) > size)
+    throw ArgumentOutOfRangeException("offset", "The offset must lie within the buffer.");
+  if (count < 0 || static_cast<std::size_t>(count) > size - static_cast<std::size_t>(offset))
+    throw ArgumentOutOfRangeException(count_name, "The size must fit in the buffer after offset.");
+}
+}  // namespace
+
+std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& r, core_start fn) {
+  r->self_ = r;
+  r->owner_hold_ = weak_from_this().lock();
+  bool done = false;
+  try {
+    done = (sock_.*fn)(r->args_, {});
+  } catch (...) {
+    r->self_.reset();
+    r->owner_hold_.reset();
+    throw;
+  }
+  if (done) {
+    r->complete(true);
+    ctx_->defer(&AsyncResult::run_callback, r.get());  // never on the caller's stack
+  } else {
+    r->args_.set_completion(&AsyncResult::on_core_complete, r.get());
+  }
+  return r;
+}
+
+AsyncResult& Socket::end(const std::shared_ptr<IAsyncResult>& ar, SocketAsyncOperation op,
+                         const char* name) {
+  if (!ar) throw ArgumentNullException("asyncResult");
+  auto* r = dynamic_cast<AsyncResult*>(ar.get());
+  if (!r || r->owner_ != this || r->op_ != op)
+    throw ArgumentException(
+        std::string("The IAsyncResult object was not returned from the corresponding "
+                    "asynchronous method on this class (") + name + ").",
+        "asyncResult");
+  if (r->ended_.exchange(true))
+    throw InvalidOperationException(std::string(name) +
+                                    " can only be called once for each asynchronous operation.");
+  r->AsyncWaitHandle().WaitOne();
+  if (r->error_ != SocketError::Success) throw SocketException(r->error_, r->native_);
+  return *r;
+}
+
+// ---- accept ----
+
+std::shared_ptr<IAsyncResult> Socket::BeginAccept(AsyncCallback callback, std::any state) {
+  return BeginAccept(nullptr, 0, std::move(callback), std::move(state));
+}
+
+std::shared_ptr<IAsyncResult> Socket::BeginAccept(int receiveSize, AsyncCallback callback,
+                                                  std::any state) {
+  return BeginAccept(nullptr, receiveSize, std::move(callback), std::move(state));
+}
+
+std::shared_ptr<IAsyncResult> Socket::BeginAccept(std::shared_ptr<Socket> acceptSocket,
+                                                  int receiveSize, AsyncCallback callback,
+                                                  std::any state) {
+  check_disposed();
+  if (!bound_)
+    throw InvalidOperationException("You must call the Bind method before performing this operation.");
+  if (!listening_)
+    throw InvalidOperationException("You must call the Listen method before performing this operation.");
+  if (receiveSize < 0)
+    throw ArgumentOutOfRangeException("receiveSize", "The receive size must not be negative.");
+  if (acceptSocket && (acceptSocket->bound_ || acceptSocket->connected_))
+    throw InvalidOperationException("The acceptSocket must be neither bound nor connected.");
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Accept, std::move(callback),
+                                         std::move(state));
+  r->accept_into_ = std::move(acceptSocket);
+  if (receiveSize > 0) {
+    r->accept_buffer_.resize(static_cast<std::size_t>(receiveSize));
+    r->args_.set_buffer(r->accept_buffer_);
+  }
+  return begin(r, &ringsock::socket::start_accept);
+}
+
+std::shared_ptr<Socket> Socket::EndAccept(const std::shared_ptr<IAsyncResult>& asyncResult) {
+  return end(asyncResult, SocketAsyncOperation::Accept, "EndAccept").accepted_;
+}
+
+std::shared_ptr<Socket> Socket::EndAccept(std::vector<std::byte>& buffer, int& bytesTransferred,
+                                          const std::shared_ptr<IAsyncResult>& asyncResult) {
+  AsyncResult& r = end(asyncResult, SocketAsyncOperation::Accept, "EndAccept");
+  bytesTransferred = r.bytes_;
+  buffer.assign(r.accept_buffer_.begin(), r.accept_buffer_.begin() + r.bytes_);
+  return r.accepted_;
+}
+
+// ---- connect ----
+
+std::shared_ptr<IAsyncResult> Socket::BeginConnect(const EndPoint& remoteEP, AsyncCallback callback,
+                                                   std::any state) {
+  check_disposed();
+  if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Connect, std::move(callback),
+                                         std::move(state));
+  r->args_.set_remote_endpoint(remoteEP.native());
+  return begin(r, &ringsock::socket::start_connect);
+}
+
+void Socket::EndConnect(const std::shared_ptr<IAsyncResult>& asyncResult) {
+  end(asyncResult, SocketAsyncOperation::Connect, "EndConnect");
+}
+
+// ---- receive / send ----
+
+std::shared_ptr<IAsyncResult> Socket::BeginReceive(std::span<std::byte> buffer, int offset, int size,
+                                                   SocketFlags, AsyncCallback callback,
+                                                   std::any state) {
+  check_disposed();
+  check_range(buffer.size(), offset, size, "size");
+  if (size == 0) throw NotSupportedException("BeginReceive: zero-byte receives are not supported.");
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
+                                         std::move(state));
+  r->args_.set_buffer(buffer.subspan(static_cast<std::size_t>(offset), static_cast<std::size_t>(size)));
+  return begin(r, &ringsock::socket::start_receive);
+}
+
+int Socket::EndReceive(const std::shared_ptr<IAsyncResult>& asyncResult) {
+  return end(asyncResult, SocketAsyncOperation::Receive, "EndReceive").bytes_;
+}
+
+std::shared_ptr<IAsyncResult> Socket::BeginSend(std::span<const std::byte> buffer, int offset,
+                                                int size, SocketFlags, AsyncCallback callback,
+                                                std::any state) {
+  check_disposed();
+  check_range(buffer.size(), offset, size, "size");
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Send, std::move(callback),
+                                         std::move(state));
+  // The core's args take a mutable span; a send only reads it.
+  r->args_.set_buffer({const_cast<std::byte*>(buffer.data()) + offset, static_cast<std::size_t>(size)});
+  return begin(r, type_ == compat::SocketType::Stream ? &ringsock::socket::start_send_all
+                                                       : &ringsock::socket::start_send);
+}
+
+int Socket::EndSend(const std::shared_ptr<IAsyncResult>& asyncResult) {
+  return end(asyncResult, SocketAsyncOperation::Send, "EndSend").bytes_;
+}
+
+// ---- disconnect ----
+
+std::shared_ptr<IAsyncResult> Socket::BeginDisconnect(bool reuseSocket, AsyncCallback callback,
+                                                      std::any state) {
+  check_disposed();
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Disconnect,
+                                         std::move(callback), std::move(state));
+  r->self_ = r;
+  r->owner_hold_ = weak_from_this().lock();
+  // shutdown(2) and close(2) do not wait: it completes synchronously.
+  r->error_ = connected_ ? SocketError::Success : SocketError::NotConnected;
+  r->native_ = connected_ ? 0 : ENOTCONN;
+  if (connected_) disconnect_now(reuseSocket);
+  r->sync_ = true;
+  r->completed_.store(true, std::memory_order_release);
+  r->AsyncWaitHandle().Set();
+  ctx_->defer(&AsyncResult::run_callback, r.get());
+  return r;
+}
+
+void Socket::EndDisconnect(const std::shared_ptr<IAsyncResult>& asyncResult) {
+  end(asyncResult, SocketAsyncOperation::Disconnect, "EndDisconnect");
+}
+
+}  // namespace ringsock::compat

@@ -1,0 +1,88 @@
+#include "ringsock/compat/exceptions.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+namespace ringsock::compat {
+
+SocketError ToSocketError(std::error_code ec) noexcept {
+  return ec ? ToSocketError(ec.value()) : SocketError::Success;
+}
+
+SocketError ToSocketError(int err) noexcept {
+  switch (err) {
+    case 0: return SocketError::Success;
+    case ECANCELED: return SocketError::OperationAborted;
+    case EINTR: return SocketError::Interrupted;
+    case EACCES:
+    case EPERM: return SocketError::AccessDenied;
+    case EFAULT: return SocketError::Fault;
+    case EINVAL: return SocketError::InvalidArgument;
+    case EMFILE:
+    case ENFILE: return SocketError::TooManyOpenSockets;
+    case EAGAIN: return SocketError::WouldBlock;
+    case EINPROGRESS: return SocketError::InProgress;
+    case EALREADY: return SocketError::AlreadyInProgress;
+    case EBADF:
+    case ENOTSOCK: return SocketError::NotSocket;
+    case EDESTADDRREQ: return SocketError::DestinationAddressRequired;
+    case EMSGSIZE: return SocketError::MessageSize;
+    case EPROTOTYPE: return SocketError::ProtocolType;
+    case ENOPROTOOPT: return SocketError::ProtocolOption;
+    case EPROTONOSUPPORT: return SocketError::ProtocolNotSupported;
+    case ESOCKTNOSUPPORT: return SocketError::SocketNotSupported;
+    case EOPNOTSUPP: return SocketError::OperationNotSupported;
+    case EPFNOSUPPORT: return SocketError::ProtocolFamilyNotSupported;
+    case EAFNOSUPPORT: return SocketError::AddressFamilyNotSupported;
+    case EADDRINUSE: return SocketError::AddressAlreadyInUse;
+    case EADDRNOTAVAIL: return SocketError::AddressNotAvailable;
+    case ENETDOWN: return SocketError::NetworkDown;
+    case ENETUNREACH: return SocketError::NetworkUnreachable;
+    case ENETRESET: return SocketError::NetworkReset;
+    case ECONNABORTED: return SocketError::ConnectionAborted;
+    case ECONNRESET: return SocketError::ConnectionReset;
+    case ENOBUFS:
+    case ENOMEM: return SocketError::NoBufferSpaceAvailable;
+    case EISCONN: return SocketError::IsConnected;
+    case ENOTCONN: return SocketError::NotConnected;
+    case EPIPE:
+    case ESHUTDOWN: return SocketError::Shutdown;
+    case ETIMEDOUT: return SocketError::TimedOut;
+    case ECONNREFUSED: return SocketError::ConnectionRefused;
+    case EHOSTDOWN: return SocketError::HostDown;
+    case EHOSTUNREACH: return SocketError::HostUnreachable;
+    default: return SocketError::SocketError;
+  }
+}
+
+namespace {
+std::string describe(SocketError e, int native) {
+  std::string s = "SocketException: SocketError " + std::to_string(static_cast<int>(e));
+  if (native) s += std::string(" (") + std::strerror(native) + ")";
+  return s;
+}
+}  // namespace
+
+SocketException::SocketException(SocketError error, int native_errno)
+    : std::system_error(native_errno, std::system_category(), describe(error, native_errno)),
+      error_(error),
+      native_(native_errno) {}
+
+ObjectDisposedException::ObjectDisposedException(const std::string& object_name,
+                                                 const std::string& message)
+    : InvalidOperationException("Cannot access a disposed object. Object name: '" + object_name +
+                                "'. " + message),
+      name_(object_name) {}
+
+ArgumentException::ArgumentException(const std::string& message, std::string param_name)
+    : std::invalid_argument(message + " (Parameter '" + param_name + "')"),
+      param_(std::move(param_name)) {}
+
+ArgumentNullException::ArgumentNullException(std::string param_name)
+    : ArgumentException("Value cannot be null.", std::move(param_name)) {}
+
+ArgumentOutOfRangeException::ArgumentOutOfRangeException(std::string param_name,
+                                                         const std::string& message)
+    : ArgumentException(message, std::move(param_name)) {}
+
+}  // namespace ringsock::compat

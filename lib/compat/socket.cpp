@@ -1,0 +1,400 @@
+#include "ringsock/compat/socket.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "ringsock/error.hpp"
+
+namespace ringsock::compat {
+
+namespace {
+
+address_family core_family(AddressFamily f) {
+  switch (f) {
+    case AddressFamily::InterNetwork: return address_family::ipv4;
+    case AddressFamily::InterNetworkV6: return address_family::ipv6;
+    case AddressFamily::Unix: return address_family::unix_domain;
+    default: throw NotSupportedException("The address family is not supported by ringsock.");
+  }
+}
+
+socket_type core_type(SocketType t) {
+  if (t == SocketType::Stream) return socket_type::stream;
+  if (t == SocketType::Dgram) return socket_type::datagram;
+  throw NotSupportedException("The socket type is not supported by ringsock.");
+}
+
+[[noreturn]] void rethrow_as_socket_exception(const ringsock::socket_error& e) {
+  throw SocketException(ToSocketError(e.code()), e.code().value());
+}
+
+std::shared_ptr<EndPoint> wrap(const ringsock::endpoint& ep) {
+  if (ep.family() == address_family::ipv4 || ep.family() == address_family::ipv6)
+    return std::make_shared<IPEndPoint>(ep);
+  return std::make_shared<EndPoint>(ep);
+}
+
+}  // namespace
+
+Socket::Socket(io_context& ctx, compat::AddressFamily family, compat::SocketType type,
+               compat::ProtocolType protocol)
+    : ctx_(&ctx), family_(family), type_(type), protocol_(protocol) {
+  try {
+    sock_ = ringsock::socket(ctx, core_family(family), core_type(type),
+                             static_cast<ringsock::protocol>(static_cast<int>(protocol)));
+  } catch (const ringsock::socket_error& e) {
+    rethrow_as_socket_exception(e);
+  }
+}
+
+Socket::Socket(io_context& ctx, compat::AddressFamily family, compat::SocketType type,
+               compat::ProtocolType protocol, ringsock::socket&& connected)
+    : ctx_(&ctx),
+      sock_(std::move(connected)),
+      family_(family),
+      type_(type),
+      protocol_(protocol),
+      bound_(true),
+      connected_(true) {}
+
+Socket::~Socket() = default;
+
+void Socket::check_disposed() const {
+  if (disposed_ || !sock_.is_open())
+    throw ObjectDisposedException("System.Net.Sockets.Socket", "The socket was closed.");
+}
+
+bool Socket::NoDelay() const {
+  check_disposed();
+  return sock_.no_delay();
+}
+
+void Socket::NoDelay(bool on) {
+  check_disposed();
+  try {
+    sock_.set_no_delay(on);
+  } catch (const ringsock::socket_error& e) {
+    rethrow_as_socket_exception(e);
+  }
+}
+
+std::shared_ptr<EndPoint> Socket::LocalEndPoint() const {
+  check_disposed();
+  if (!bound_) return nullptr;
+  return wrap(sock_.local_endpoint());
+}
+
+std::shared_ptr<EndPoint> Socket::RemoteEndPoint() const {
+  check_disposed();
+  if (!connected_) return nullptr;
+  try {
+    return wrap(sock_.remote_endpoint());
+  } catch (const ringsock::socket_error&) {
+    return nullptr;  // the peer is gone
+  }
+}
+
+void Socket::Bind(const EndPoint& localEP) {
+  check_disposed();
+  try {
+    sock_.bind(localEP.native());
+  } catch (const ringsock::socket_error& e) {
+    rethrow_as_socket_exception(e);
+  }
+  bound_ = true;
+}
+
+void Socket::Listen(int backlog) {
+  check_disposed();
+  try {
+    sock_.listen(backlog);  // Linux binds an unbound socket to an ephemeral port here
+  } catch (const ringsock::socket_error& e) {
+    rethrow_as_socket_exception(e);
+  }
+  bound_ = listening_ = true;
+}
+
+void Socket::Connect(const EndPoint& remoteEP) {
+  check_disposed();
+  if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
+  if (::connect(sock_.native_handle(), remoteEP.native().data(), remoteEP.native().size()) != 0) {
+    int err = errno;
+    throw SocketException(ToSocketError(err), err);
+  }
+  after_connect(true);
+}
+
+void Socket::after_connect(bool ok) {
+  if (ok) connected_ = bound_ = true;
+}
+
+void Socket::Shutdown(SocketShutdown how) {
+  check_disposed();
+  try {
+    sock_.shutdown(static_cast<shutdown_how>(static_cast<int>(how)));
+  } catch (const ringsock::socket_error& e) {
+    rethrow_as_socket_exception(e);
+  }
+}
+
+void Socket::disconnect_now(bool reuse) {
+  if (connected_) ::shutdown(sock_.native_handle(), SHUT_RDWR);
+  sock_.close();
+  connected_ = bound_ = false;
+  if (reuse) sock_ = ringsock::socket(*ctx_, core_family(family_), core_type(type_));
+}
+
+void Socket::Disconnect(bool reuseSocket) {
+  check_disposed();
+  if (!connected_) throw SocketException(SocketError::NotConnected, ENOTCONN);
+  disconnect_now(reuseSocket);
+}
+
+void Socket::Close() {
+  disposed_ = true;
+  connected_ = false;
+  sock_.close();  // pending operations complete with OperationAborted on a later loop turn
+}
+
+int Socket::reserved_address_space() const noexcept {
+  // AcceptEx keeps room for two addresses of (size + 16) bytes at the end of the window.
+  switch (family_) {
+    case compat::AddressFamily::InterNetworkV6: return 2 * (int(sizeof(sockaddr_in6)) + 16);
+    case compat::AddressFamily::Unix: return 2 * (int(sizeof(sockaddr_un)) + 16);
+    default: return 2 * (int(sizeof(sockaddr_in)) + 16);
+  }
+}
+
+// ---- event-args pattern ----
+
+void Socket::check_args(SocketAsyncEventArgs* e) {
+  if (!e) throw ArgumentNullException("e");
+}
+
+namespace {
+void check_reusable(const SocketAsyncEventArgs& e) {
+  if (e.in_use())
+    throw InvalidOperationException(
+        "An asynchronous socket operation is already in progress using this "
+        "SocketAsyncEventArgs instance.");
+  if (e.disposed())
+    throw ObjectDisposedException("System.Net.Sockets.SocketAsyncEventArgs",
+                                  "The SocketAsyncEventArgs was disposed.");
+}
+}  // namespace
+
+bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn) {
+  e.last_op_ = op;
+  e.bytes_ = 0;
+  e.error_ = SocketError::Success;
+  e.sender_ = this;
+  e.sender_hold_ = weak_from_this().lock();
+  e.in_use_ = true;
+  bool done = false;
+  try {
+    done = (sock_.*fn)(e.args_, {});
+  } catch (...) {
+    e.in_use_ = false;
+    e.sender_hold_.reset();
+    throw;
+  }
+  if (done) {
+    finish(e);
+    e.in_use_ = false;
+    e.sender_hold_.reset();
+    return false;
+  }
+  // Only now, so that a start that threw cannot have touched a pending operation's state.
+  e.args_.set_completion(&SocketAsyncEventArgs::on_complete, &e);
+  return true;
+}
+
+// The core result, into .NET's properties. Runs on the context's thread.
+void Socket::finish(SocketAsyncEventArgs& e) {
+  ringsock::socket_args& a = e.args_;
+  e.bytes_ = static_cast<int>(a.bytes_transferred());
+  e.error_ = ToSocketError(a.socket_error());
+  const bool ok = !a.socket_error();
+  switch (e.last_op_) {
+    case SocketAsyncOperation::Accept:
+      if (ok) e.accept_socket_ = take_accepted(a, std::move(e.accept_socket_));
+      break;
+    case SocketAsyncOperation::Connect:
+      after_connect(ok);
+      if (ok) e.connect_socket_ = weak_from_this().lock();
+      break;
+    case SocketAsyncOperation::ReceiveFrom:
+      if (ok) {
+        if (e.remote_ && e.remote_.use_count() == 1)
+          *e.remote_ = EndPoint(a.remote_endpoint());  // no allocation in a receive loop
+        else
+          e.remote_ = wrap(a.remote_endpoint());
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+std::shared_ptr<Socket> Socket::take_accepted(ringsock::socket_args& a,
+                                              std::shared_ptr<Socket> into) {
+  ringsock::socket s = std::move(a.accept_socket());
+  if (into) {  // the connection goes into the given object (its own unused fd is closed)
+    into->sock_ = std::move(s);
+    into->bound_ = into->connected_ = true;
+    into->disposed_ = false;
+    return into;
+  }
+  return std::make_shared<Socket>(*ctx_, family_, type_, protocol_, std::move(s));
+}
+
+void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noexcept {
+  auto& e = *static_cast<SocketAsyncEventArgs*>(target);
+  Socket& sender = *e.sender_;
+  std::shared_ptr<Socket> hold = std::move(e.sender_hold_);
+  sender.finish(e);
+  e.in_use_ = false;  // a handler may start the next operation on e at once
+  e.Completed(sender, e);
+}
+
+bool Socket::AcceptAsync(SocketAsyncEventArgs* e) {
+  check_disposed();
+  check_args(e);
+  return AcceptAsync(*e);
+}
+
+bool Socket::AcceptAsync(SocketAsyncEventArgs& e) {
+  // COMPAT.md rule 6: this order, all before anything is submitted.
+  check_disposed();
+  if (e.BufferList())
+    throw ArgumentException("Multiple buffers cannot be used with this method.", "e");
+  if (!bound_)
+    throw InvalidOperationException("You must call the Bind method before performing this operation.");
+  if (!listening_)
+    throw InvalidOperationException("You must call the Listen method before performing this operation.");
+  check_reusable(e);
+  std::span<std::byte> first{};
+  if (e.Buffer().data()) {
+    const int reserve = reserved_address_space();
+    if (e.Count() < reserve)
+      throw ArgumentException("The buffer is too small: AcceptEx needs " + std::to_string(reserve) +
+                                  " bytes at its end for the addresses.",
+                              "Count");
+    first = e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
+                               static_cast<std::size_t>(e.Count() - reserve));
+  }
+  if (const auto& into = e.AcceptSocket(); into && (into->bound_ || into->connected_))
+    throw InvalidOperationException("The AcceptSocket must be neither bound nor connected.");
+  e.args_.set_buffer(first);
+  return start(e, SocketAsyncOperation::Accept, &ringsock::socket::start_accept);
+}
+
+bool Socket::ConnectAsync(SocketAsyncEventArgs* e) {
+  check_disposed();
+  check_args(e);
+  return ConnectAsync(*e);
+}
+
+bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  if (!e.RemoteEndPoint()) throw ArgumentNullException("remoteEP");
+  if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
+  check_reusable(e);
+  e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
+  return start(e, SocketAsyncOperation::Connect, &ringsock::socket::start_connect);
+}
+
+void Socket::check_window(const SocketAsyncEventArgs& e, const char* what) const {
+  if (e.BufferList())
+    throw NotSupportedException(std::string(what) + ": BufferList is not supported yet; use SetBuffer.");
+}
+
+bool Socket::ReceiveAsync(SocketAsyncEventArgs* e) {
+  check_disposed();
+  check_args(e);
+  return ReceiveAsync(*e);
+}
+
+bool Socket::ReceiveAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  check_reusable(e);
+  check_window(e, "ReceiveAsync");
+  if (e.Count() == 0)
+    throw NotSupportedException("ReceiveAsync: zero-byte receives are not supported.");
+  e.args_.set_buffer(e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
+                                        static_cast<std::size_t>(e.Count())));
+  return start(e, SocketAsyncOperation::Receive, &ringsock::socket::start_receive);
+}
+
+bool Socket::SendAsync(SocketAsyncEventArgs* e) {
+  check_disposed();
+  check_args(e);
+  return SendAsync(*e);
+}
+
+bool Socket::SendAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  check_reusable(e);
+  check_window(e, "SendAsync");
+  e.args_.set_buffer(e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
+                                        static_cast<std::size_t>(e.Count())));
+  // .NET completes a stream send when every byte went out.
+  return start(e, SocketAsyncOperation::Send,
+               type_ == compat::SocketType::Stream ? &ringsock::socket::start_send_all
+                                                   : &ringsock::socket::start_send);
+}
+
+bool Socket::DisconnectAsync(SocketAsyncEventArgs* e) {
+  check_disposed();
+  check_args(e);
+  return DisconnectAsync(*e);
+}
+
+bool Socket::DisconnectAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  check_reusable(e);
+  // shutdown(2) and close(2) do not wait, so this completes synchronously.
+  e.last_op_ = SocketAsyncOperation::Disconnect;
+  e.bytes_ = 0;
+  e.error_ = connected_ ? SocketError::Success : SocketError::NotConnected;
+  if (connected_) disconnect_now(e.DisconnectReuseSocket());
+  return false;
+}
+
+bool Socket::ReceiveFromAsync(SocketAsyncEventArgs* e) {
+  check_disposed();
+  check_args(e);
+  return ReceiveFromAsync(*e);
+}
+
+bool Socket::ReceiveFromAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  if (!e.RemoteEndPoint()) throw ArgumentNullException("RemoteEndPoint");
+  check_reusable(e);
+  check_window(e, "ReceiveFromAsync");
+  if (e.Count() == 0)
+    throw NotSupportedException("ReceiveFromAsync: zero-byte receives are not supported.");
+  e.args_.set_buffer(e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
+                                        static_cast<std::size_t>(e.Count())));
+  return start(e, SocketAsyncOperation::ReceiveFrom, &ringsock::socket::start_receive_from);
+}
+
+bool Socket::SendToAsync(SocketAsyncEventArgs* e) {
+  check_disposed();
+  check_args(e);
+  return SendToAsync(*e);
+}
+
+bool Socket::SendToAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  if (!e.RemoteEndPoint()) throw ArgumentNullException("RemoteEndPoint");
+  check_reusable(e);
+  check_window(e, "SendToAsync");
+  e.args_.set_buffer(e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
+                                        static_cast<std::size_t>(e.Count())));
+  e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
+  return start(e, SocketAsyncOperation::SendTo, &ringsock::socket::start_send_to);
+}
+
+}  // namespace ringsock::compat

@@ -1,0 +1,75 @@
+#include "ringsock/compat/socket_async_event_args.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "ringsock/compat/exceptions.hpp"
+#include "ringsock/compat/socket.hpp"
+
+namespace ringsock::compat {
+
+namespace {
+void check_idle(const SocketAsyncEventArgs& e) {
+  if (e.in_use())
+    throw InvalidOperationException(
+        "An asynchronous socket operation is already in progress using this "
+        "SocketAsyncEventArgs instance.");
+}
+}  // namespace
+
+SocketAsyncEventArgs::~SocketAsyncEventArgs() {
+  if (in_use_) {
+    std::fprintf(stderr,
+                 "ringsock::compat: a SocketAsyncEventArgs was destroyed while an operation "
+                 "using it was pending; the kernel still owns its memory\n");
+    std::abort();
+  }
+}
+
+void SocketAsyncEventArgs::AcceptSocket(std::shared_ptr<Socket> s) { accept_socket_ = std::move(s); }
+
+void SocketAsyncEventArgs::SetBuffer(std::span<std::byte> buffer, int offset, int count) {
+  check_idle(*this);
+  if (!buffer.data()) {  // .NET: SetBuffer(null, 0, 0) removes the buffer
+    if (offset != 0) throw ArgumentOutOfRangeException("offset", "Without a buffer the offset must be 0.");
+    if (count != 0) throw ArgumentOutOfRangeException("count", "Without a buffer the count must be 0.");
+    buffer_ = {};
+    offset_ = count_ = 0;
+    return;
+  }
+  if (!buffer_list_.empty())
+    throw ArgumentException("Buffer and BufferList properties cannot both be non-null.", "buffer");
+  const long long size = static_cast<long long>(buffer.size());
+  if (offset < 0 || offset > size)
+    throw ArgumentOutOfRangeException("offset", "The offset must lie within the buffer.");
+  if (count < 0 || count > size - offset)
+    throw ArgumentOutOfRangeException("count", "The count must fit in the buffer after offset.");
+  buffer_ = buffer;
+  offset_ = offset;
+  count_ = count;
+}
+
+void SocketAsyncEventArgs::SetBuffer(int offset, int count) { SetBuffer(buffer_, offset, count); }
+
+void SocketAsyncEventArgs::BufferList(std::vector<std::span<std::byte>> list) {
+  check_idle(*this);
+  if (list.empty()) {
+    buffer_list_.clear();
+    return;
+  }
+  if (buffer_.data())
+    throw ArgumentException("Buffer and BufferList properties cannot both be non-null.", "value");
+  buffer_list_ = std::move(list);
+}
+
+void SocketAsyncEventArgs::BufferList(std::nullptr_t) {
+  check_idle(*this);
+  buffer_list_.clear();
+}
+
+void SocketAsyncEventArgs::RemoteEndPoint(std::shared_ptr<EndPoint> ep) {
+  check_idle(*this);
+  remote_ = std::move(ep);
+}
+
+}  // namespace ringsock::compat
