@@ -40,7 +40,20 @@ acceptor::acceptor(io_context& ctx, int fd, std::size_t capacity)
       capacity_(capacity ? capacity : 1),
       ready_(ring_size_for(capacity_), -1),
       accept_(this),
-      backoff_(this) {}
+      backoff_(this) {
+  ctx_.link_acceptor(this);
+}
+
+acceptor::~acceptor() { ctx_.unlink_acceptor(this); }
+
+void acceptor::abandon_waiters() noexcept {
+  io_request* all = take_waiters();  // after this, `this` may be freed by a settle below
+  while (io_request* w = all) {
+    all = w->next_;
+    w->res_ = -ECANCELED;
+    w->settle();
+  }
+}
 
 void acceptor::set_capacity(std::size_t n) {
   capacity_ = n ? n : 1;

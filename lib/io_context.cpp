@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "ringsock/detail/acceptor.hpp"
 #include "ringsock/error.hpp"
 
 namespace ringsock {
@@ -117,11 +118,25 @@ void io_context::shutdown() noexcept {
       }
     }
   }
+  // Accepts waiting in a listener's queue are not in the kernel: abandon them. Each abandon may
+  // release the last owner of a listener (freeing it), so look the list up again every time.
+  for (;;) {
+    detail::acceptor* with_waiters = nullptr;
+    for (detail::acceptor* a : acceptors_)
+      if (a->has_waiters()) with_waiters = a;
+    if (!with_waiters) break;
+    with_waiters->abandon_waiters();
+  }
+  // Deferred work gets one last run: completions release what they hold (args, compat results)
+  // and resume nobody; resumptions are skipped (run_ready skips them while draining_).
+  for (int round = 0; round < 4 && ready_head_ < ready_.size(); ++round) run_ready();
   ready_.clear();
   ready_head_ = 0;
   while (spawned_.next != &spawned_) spawned_.next->frame.destroy();
   flush();  // closes prepared by sockets destroyed with the frames
 }
+
+void io_context::resume_handle(void* a) { std::coroutine_handle<>::from_address(a).resume(); }
 
 void io_context::run() {
   check_thread();
@@ -186,6 +201,17 @@ void io_context::link_spawned(spawned_link& l) noexcept {
   l.next = &spawned_;
   spawned_.prev->next = &l;
   spawned_.prev = &l;
+}
+
+void io_context::link_acceptor(detail::acceptor* a) noexcept { acceptors_.push_back(a); }
+
+void io_context::unlink_acceptor(detail::acceptor* a) noexcept {
+  for (auto& p : acceptors_)
+    if (p == a) {
+      p = acceptors_.back();
+      acceptors_.pop_back();
+      return;
+    }
 }
 
 void io_context::unlink_spawned(spawned_link& l) noexcept {
@@ -284,6 +310,7 @@ void io_context::run_ready() {
   const std::size_t end = ready_.size();
   while (ready_head_ < end && ready_head_ < ready_.size()) {
     ready_item it = ready_[ready_head_++];
+    if (draining_ && it.fn == &resume_handle) continue;  // a dying context resumes nobody
     it.fn(it.arg);
   }
   if (ready_head_ == ready_.size()) {

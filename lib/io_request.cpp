@@ -37,7 +37,7 @@ void io_request::settle() noexcept {
     ctx_->unqueue_cancel(this);
   }
   ctx_->end(*this);
-  if (!ctx_->draining()) done_(this);
+  done_(this);  // while the context is being destroyed, done_ only releases (see resume_waiter)
 }
 
 void io_request::watch(const std::stop_token& tok) {
@@ -54,7 +54,8 @@ void stop_request::operator()() const noexcept {
 }
 
 void resume_waiter(io_request* r) noexcept {
-  std::coroutine_handle<>::from_address(r->waiter_).resume();
+  // A dying context destroys the waiting frame instead of resuming it.
+  if (!r->ctx_->draining()) std::coroutine_handle<>::from_address(r->waiter_).resume();
 }
 
 }  // namespace ringsock::detail

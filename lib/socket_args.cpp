@@ -90,6 +90,10 @@ void socket_args::on_done(detail::io_request* r) noexcept {
   auto& a = *static_cast<socket_args*>(r->waiter_);
   a.take_result();
   a.in_use_ = false;
+  if (r->ctx_->draining()) {
+    if (a.on_abandon_) a.on_abandon_(a, a.target_);
+    return;
+  }
   if (a.on_complete_)
     a.on_complete_(a, a.target_);
   else
@@ -102,6 +106,7 @@ void socket_args::resume(socket_args&, void* target) noexcept {
 
 namespace detail {
 bool args_awaiter::await_ready() {
+  args_->set_abandon(nullptr);
   if ((sock_->*start_)(*args_, opts_)) return true;
   // Only now: a start that threw for misuse must leave a pending operation's waiter untouched.
   // Nothing can complete before await_suspend() ran.

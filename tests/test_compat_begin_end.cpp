@@ -79,8 +79,9 @@ TEST_SUITE("compat begin/end") {
       ended = true;
     });
     int fd = test::blocking_connect(endpoint_of(l));
-    REQUIRE(drive(ctx, [&] { return ended.load(); }));
-    other.join();
+    REQUIRE(drive(ctx, [&] { return ar->IsCompleted(); }));
+    other.join();  // its EndAccept returns once the loop completed the accept
+    CHECK(ended.load());
     REQUIRE(got);
     CHECK(got->Connected());
     ::close(fd);
@@ -183,6 +184,34 @@ TEST_SUITE("compat begin/end") {
     CHECK(l->EndAccept(ar2) == into);
     CHECK(into->Connected());
     ::close(fd), ::close(fd2);
+  }
+
+  TEST_CASE("a context destroyed with compat operations pending releases them, calling nobody") {
+    struct counted {
+      int* alive;
+      explicit counted(int* a) : alive(a) { ++*alive; }
+      counted(const counted& o) : alive(o.alive) { ++*alive; }
+      ~counted() { --*alive; }
+    };
+    int alive = 0, calls = 0;
+    SocketAsyncEventArgs e;  // outlives the context, as it must
+    std::weak_ptr<Socket> weak;
+    {
+      ringsock::io_context ctx;
+      auto l = listener(ctx);
+      weak = l;
+      auto held = std::make_shared<counted>(&alive);
+      l->BeginAccept([held, &calls](std::shared_ptr<IAsyncResult>) { ++calls; }, held);
+      e.Completed += [&calls](Socket&, SocketAsyncEventArgs&) { ++calls; };
+      REQUIRE(l->AcceptAsync(e));
+      held.reset();
+      CHECK(alive == 1);  // the pending operation keeps its callback and state
+    }  // `l` is released here; the pending operations hold the socket until the context dies
+    CHECK(alive == 0);
+    CHECK(calls == 0);
+    CHECK(weak.expired());
+    CHECK_FALSE(e.in_use());
+    CHECK(e.SocketError() == SocketError::OperationAborted);
   }
 
   TEST_CASE("connect, send, receive and disconnect in the Begin/End style") {

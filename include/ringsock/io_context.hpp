@@ -160,6 +160,9 @@ class io_context {
     std::coroutine_handle<> frame{};
   };
   void link_spawned(spawned_link& l) noexcept;
+  // Listeners of this context: its destructor abandons the accepts still waiting in them.
+  void link_acceptor(detail::acceptor* a) noexcept;
+  void unlink_acceptor(detail::acceptor* a) noexcept;
   void unlink_spawned(spawned_link& l) noexcept;
 
  private:
@@ -172,7 +175,7 @@ class io_context {
     io_context* ctx;
     std::uint64_t value = 0;
   };
-  static void resume_handle(void* a) { std::coroutine_handle<>::from_address(a).resume(); }
+  static void resume_handle(void* a);
   static void on_wake(detail::operation* op, int res, std::uint32_t flags) noexcept;
 
   void setup(const params& p);
@@ -201,6 +204,7 @@ class io_context {
   bool draining_ = false;
   bool in_loop_ = false;
   spawned_link spawned_;  // sentinel of the spawned-task list
+  std::vector<detail::acceptor*> acceptors_;
   std::function<void(std::exception_ptr)> on_exception_;
 
   int wake_fd_ = -1;

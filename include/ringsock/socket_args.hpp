@@ -64,6 +64,9 @@ class socket_args {
     target_ = target;
   }
   void set_completion_target(void* target) noexcept { target_ = target; }
+  // Called instead of the completion when the context is destroyed with the operation pending:
+  // release what the view holds, resume and raise nothing.
+  void set_abandon(completion_fn fn) noexcept { on_abandon_ = fn; }
   // Misuse check and reset for a new operation (throws args_in_use_error).
   detail::io_request& begin(socket_operation op, const char* what);
   // Inline completion: the result is in request().res_.
@@ -90,6 +93,7 @@ class socket_args {
   msghdr msg_{};
   iovec iov_{};
   completion_fn on_complete_ = &socket_args::resume;
+  completion_fn on_abandon_ = nullptr;
   void* target_ = nullptr;
   socket_operation last_op_ = socket_operation::none;
   bool in_use_ = false;

@@ -1,5 +1,7 @@
 #include "async_result.hpp"
 
+#include <cerrno>
+
 #include <chrono>
 #include <stop_token>
 #include <system_error>
@@ -90,10 +92,19 @@ void AsyncResult::on_core_complete(ringsock::socket_args&, void* target) noexcep
   run_callback(r);
 }
 
+void AsyncResult::on_core_abandon(ringsock::socket_args&, void* target) noexcept {
+  auto* r = static_cast<AsyncResult*>(target);
+  r->error_ = SocketError::OperationAborted;
+  r->native_ = ECANCELED;
+  std::shared_ptr<AsyncResult> keep = std::move(r->self_);
+  r->owner_hold_.reset();
+}
+
 void AsyncResult::run_callback(void* self) noexcept {
   auto* r = static_cast<AsyncResult*>(self);
   std::shared_ptr<AsyncResult> keep = std::move(r->self_);
   std::shared_ptr<Socket> owner = std::move(r->owner_hold_);  // alive through the callback
+  if (r->owner_->context().draining()) return;  // a dying context calls nobody back
   if (r->callback_) {
     try {
       r->callback_(keep);

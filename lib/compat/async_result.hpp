@@ -31,6 +31,8 @@ class AsyncResult final : public IAsyncResult, public std::enable_shared_from_th
   void complete(bool synchronously) noexcept;
   static void on_core_complete(ringsock::socket_args& a, void* target) noexcept;
   static void run_callback(void* self) noexcept;
+  // The context dies with the operation pending: let go of ourselves and the socket.
+  static void on_core_abandon(ringsock::socket_args& a, void* target) noexcept;
 
   Socket* owner_;
   SocketAsyncOperation op_;

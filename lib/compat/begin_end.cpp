@@ -33,6 +33,7 @@ std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& 
     ctx_->defer(&AsyncResult::run_callback, r.get());  // never on the caller's stack
   } else {
     r->args_.set_completion(&AsyncResult::on_core_complete, r.get());
+    r->args_.set_abandon(&AsyncResult::on_core_abandon);
   }
   return r;
 }

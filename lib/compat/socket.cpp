@@ -207,6 +207,7 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
   }
   // Only now, so that a start that threw cannot have touched a pending operation's state.
   e.args_.set_completion(&SocketAsyncEventArgs::on_complete, &e);
+  e.args_.set_abandon(&SocketAsyncEventArgs::on_abandon);
   return true;
 }
 
@@ -256,6 +257,13 @@ void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noe
   sender.finish(e);
   e.in_use_ = false;  // a handler may start the next operation on e at once
   e.Completed(sender, e);
+}
+
+void SocketAsyncEventArgs::on_abandon(ringsock::socket_args&, void* target) noexcept {
+  auto& e = *static_cast<SocketAsyncEventArgs*>(target);
+  e.in_use_ = false;
+  e.error_ = compat::SocketError::OperationAborted;
+  e.sender_hold_.reset();
 }
 
 bool Socket::AcceptAsync(SocketAsyncEventArgs* e) {

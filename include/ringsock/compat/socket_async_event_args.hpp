@@ -85,6 +85,7 @@ class SocketAsyncEventArgs {
  private:
   friend class Socket;
   static void on_complete(ringsock::socket_args& a, void* target) noexcept;
+  static void on_abandon(ringsock::socket_args& a, void* target) noexcept;
 
   ringsock::socket_args args_;
   std::span<std::byte> buffer_{};

@@ -14,6 +14,7 @@ namespace ringsock::detail {
 class acceptor {
  public:
   acceptor(io_context& ctx, int fd, std::size_t capacity);
+  ~acceptor();
   acceptor(const acceptor&) = delete;
   acceptor& operator=(const acceptor&) = delete;
 
@@ -32,6 +33,10 @@ class acceptor {
   // waiters complete with ECANCELED on a following loop turn, unclaimed connections are closed.
   // The acceptor frees itself, and releases the fd number, after its last CQE.
   void close() noexcept;
+
+  // The context is being destroyed: waiters complete with ECANCELED and are resumed by nobody.
+  bool has_waiters() const noexcept { return waiters_ != nullptr; }
+  void abandon_waiters() noexcept;
 
  private:
   struct accept_op : operation {

@@ -45,6 +45,8 @@ struct timer_part : operation {
 // optional stop callback. It finishes (done_ is called) only when every CQE that refers to it
 // has arrived, so the waiter may destroy it as soon as it is told.
 //
+// done_ is also called while the context is being destroyed (draining): it must then release
+// what it holds and resume nobody.
 // The two views of DESIGN.md differ only in done_: the coroutine view resumes `waiter_`, the
 // event-args view raises Completed. `again_` lets multi-round operations (send_all, accept with a
 // first receive) start their next round instead of finishing.
