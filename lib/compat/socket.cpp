@@ -174,10 +174,7 @@ void Socket::check_args(SocketAsyncEventArgs* e) {
 
 namespace {
 void check_reusable(const SocketAsyncEventArgs& e) {
-  if (e.in_use())
-    throw InvalidOperationException(
-        "An asynchronous socket operation is already in progress using this "
-        "SocketAsyncEventArgs instance.");
+  e.check_idle();
   if (e.disposed())
     throw ObjectDisposedException("System.Net.Sockets.SocketAsyncEventArgs",
                                   "The SocketAsyncEventArgs was disposed.");
@@ -330,8 +327,7 @@ bool Socket::ReceiveAsync(SocketAsyncEventArgs& e) {
   check_window(e, "ReceiveAsync");
   if (e.Count() == 0)
     throw NotSupportedException("ReceiveAsync: zero-byte receives are not supported.");
-  e.args_.set_buffer(e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
-                                        static_cast<std::size_t>(e.Count())));
+  e.args_.set_buffer(e.window());
   return start(e, SocketAsyncOperation::Receive, &ringsock::socket::start_receive);
 }
 
@@ -345,8 +341,7 @@ bool Socket::SendAsync(SocketAsyncEventArgs& e) {
   check_disposed();
   check_reusable(e);
   check_window(e, "SendAsync");
-  e.args_.set_buffer(e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
-                                        static_cast<std::size_t>(e.Count())));
+  e.args_.set_buffer(e.window());
   // .NET completes a stream send when every byte went out.
   return start(e, SocketAsyncOperation::Send,
                type_ == compat::SocketType::Stream ? &ringsock::socket::start_send_all
@@ -383,8 +378,7 @@ bool Socket::ReceiveFromAsync(SocketAsyncEventArgs& e) {
   check_window(e, "ReceiveFromAsync");
   if (e.Count() == 0)
     throw NotSupportedException("ReceiveFromAsync: zero-byte receives are not supported.");
-  e.args_.set_buffer(e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
-                                        static_cast<std::size_t>(e.Count())));
+  e.args_.set_buffer(e.window());
   return start(e, SocketAsyncOperation::ReceiveFrom, &ringsock::socket::start_receive_from);
 }
 
@@ -399,8 +393,7 @@ bool Socket::SendToAsync(SocketAsyncEventArgs& e) {
   if (!e.RemoteEndPoint()) throw ArgumentNullException("RemoteEndPoint");
   check_reusable(e);
   check_window(e, "SendToAsync");
-  e.args_.set_buffer(e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
-                                        static_cast<std::size_t>(e.Count())));
+  e.args_.set_buffer(e.window());
   e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
   return start(e, SocketAsyncOperation::SendTo, &ringsock::socket::start_send_to);
 }

@@ -8,14 +8,12 @@
 
 namespace ringsock::compat {
 
-namespace {
-void check_idle(const SocketAsyncEventArgs& e) {
-  if (e.in_use())
+void SocketAsyncEventArgs::check_idle() const {
+  if (in_use_)
     throw InvalidOperationException(
         "An asynchronous socket operation is already in progress using this "
         "SocketAsyncEventArgs instance.");
 }
-}  // namespace
 
 SocketAsyncEventArgs::~SocketAsyncEventArgs() {
   if (in_use_) {
@@ -29,7 +27,7 @@ SocketAsyncEventArgs::~SocketAsyncEventArgs() {
 void SocketAsyncEventArgs::AcceptSocket(std::shared_ptr<Socket> s) { accept_socket_ = std::move(s); }
 
 void SocketAsyncEventArgs::SetBuffer(std::span<std::byte> buffer, int offset, int count) {
-  check_idle(*this);
+  check_idle();
   if (!buffer.data()) {  // .NET: SetBuffer(null, 0, 0) removes the buffer
     if (offset != 0) throw ArgumentOutOfRangeException("offset", "Without a buffer the offset must be 0.");
     if (count != 0) throw ArgumentOutOfRangeException("count", "Without a buffer the count must be 0.");
@@ -52,7 +50,7 @@ void SocketAsyncEventArgs::SetBuffer(std::span<std::byte> buffer, int offset, in
 void SocketAsyncEventArgs::SetBuffer(int offset, int count) { SetBuffer(buffer_, offset, count); }
 
 void SocketAsyncEventArgs::BufferList(std::vector<std::span<std::byte>> list) {
-  check_idle(*this);
+  check_idle();
   if (list.empty()) {
     buffer_list_.clear();
     return;
@@ -63,12 +61,12 @@ void SocketAsyncEventArgs::BufferList(std::vector<std::span<std::byte>> list) {
 }
 
 void SocketAsyncEventArgs::BufferList(std::nullptr_t) {
-  check_idle(*this);
+  check_idle();
   buffer_list_.clear();
 }
 
 void SocketAsyncEventArgs::RemoteEndPoint(std::shared_ptr<EndPoint> ep) {
-  check_idle(*this);
+  check_idle();
   remote_ = std::move(ep);
 }
 

@@ -81,6 +81,12 @@ class SocketAsyncEventArgs {
 
   bool in_use() const noexcept { return in_use_; }
   bool disposed() const noexcept { return disposed_; }
+  // Throws InvalidOperationException while an operation uses these args.
+  void check_idle() const;
+  // The window [Offset, Offset + Count) of Buffer.
+  std::span<std::byte> window() const noexcept {
+    return buffer_.subspan(static_cast<std::size_t>(offset_), static_cast<std::size_t>(count_));
+  }
 
  private:
   friend class Socket;
