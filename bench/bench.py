@@ -12,21 +12,31 @@ import csv
 import datetime
 import os
 import platform
+import re
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
+ECHO_SERVERS = ["raw-uring", "ringsock", "epoll", "asio-uring"]
+HTTP_SERVERS = ECHO_SERVERS + ["nginx"]
 WORKLOADS = [
-    # id, title, loadgen arguments (after HOST PORT), unit
-    ("W1", "ping-pong 64 B x50", ["pingpong", None, None, "50", "64"], "msg"),
-    ("W2", "ping-pong 4 KiB x50", ["pingpong", None, None, "50", "4096"], "msg"),
-    ("W3", "accept churn x32", ["churn", None, None, "32"], "conn"),
-    ("W4", "stream 64 KiB x8", ["stream", None, None, "8", "65536"], "MB"),
+    # id, title, kind, arguments, unit, servers
+    ("W1", "ping-pong 64 B x50", "loadgen", ["pingpong", "50", "64"], "msg", ECHO_SERVERS),
+    ("W2", "ping-pong 4 KiB x50", "loadgen", ["pingpong", "50", "4096"], "msg", ECHO_SERVERS),
+    ("W3", "accept churn x32", "loadgen", ["churn", "32"], "conn", ECHO_SERVERS),
+    ("W4", "stream 64 KiB x8", "loadgen", ["stream", "8", "65536"], "MB", ECHO_SERVERS),
+    ("W5", "HTTP keep-alive c64", "wrk", ["-c64"], "req", HTTP_SERVERS),
+    ("W6", "HTTP close c32", "wrk", ["-c32", "-H", "Connection: close"], "req", HTTP_SERVERS),
+    ("W7", "W1 with 10,000 idle", "idle", ["pingpong", "50", "64"], "msg", ECHO_SERVERS),
 ]
-SERVERS = ["raw-uring", "ringsock", "epoll"]
-BINARIES = {"raw-uring": "raw_uring_server", "ringsock": "ringsock_server", "epoll": "epoll_server"}
+BINARIES = {"raw-uring": "raw_uring_server", "ringsock": "ringsock_server",
+            "epoll": "epoll_server", "asio-uring": "asio_server"}
+IDLE_CONNS = 10_000
 
 
 def cpu0_busy():
@@ -40,48 +50,157 @@ def cpu0_busy():
     raise RuntimeError("no cpu0 in /proc/stat")
 
 
-def start_server(build, name):
-    p = subprocess.Popen(["taskset", "-c", "0", os.path.join(build, "bench", BINARIES[name])],
-                         stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    if not line.startswith("PORT "):
-        p.kill()
-        raise RuntimeError(f"{name} did not start: {line!r}")
-    return p, line.split()[1]
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
-def stop_server(p):
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+class Server:
+    """A server process we started (pinned to CPU 0); stopped by its PID."""
+
+    def __init__(self, build, name, mode):
+        self.name = name
+        self.prefix = None
+        if name == "nginx":
+            self.prefix = tempfile.mkdtemp(prefix="ringsock-nginx-")
+            self.port = free_port()
+            conf = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx.conf.in")).read()
+            conf = conf.replace("@PREFIX@", self.prefix).replace("@PORT@", str(self.port))
+            path = os.path.join(self.prefix, "nginx.conf")
+            open(path, "w").write(conf)
+            self.p = subprocess.Popen(["taskset", "-c", "0", shutil.which("nginx") or "/usr/sbin/nginx",
+                                       "-c", path, "-p", self.prefix], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            if not wait_listening(self.port):
+                self.stop()
+                raise RuntimeError("nginx did not start")
+            return
+        self.p = subprocess.Popen(["taskset", "-c", "0", os.path.join(build, "bench", BINARIES[name]), mode],
+                                  stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError(f"{name} did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        if self.prefix:
+            shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def verify_asio_uses_io_uring(pid):
+    """The asio-uring peer must really run on io_uring: an io_uring fd and no epoll fd."""
+    kinds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    if not any("io_uring" in k for k in kinds) or any("eventpoll" in k for k in kinds):
+        raise RuntimeError(f"asio-uring is not on io_uring: {kinds}")
 
 
 def loadgen(build, args, port, seconds):
-    a = list(args)
-    a[1], a[2] = "127.0.0.1", port
-    cmd = ["taskset", "-c", "1", os.path.join(build, "bench", "loadgen")] + a + [str(seconds)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
+    cmd = (["taskset", "-c", "1", os.path.join(build, "bench", "loadgen"), args[0], "127.0.0.1",
+            str(port)] + args[1:] + [str(seconds)])
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:
         raise RuntimeError(f"loadgen failed ({out.returncode}): {out.stderr.strip()}")
     return dict(kv.split("=", 1) for kv in out.stdout.split())
 
 
+def check_http(port):
+    """Two keep-alive answers, then a Connection: close answer after which the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+        s.sendall(req + req + b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answers = data.count(b"HTTP/1.1 200 OK")
+    if answers != 3 or data.count(b"Hello, World!") != 3:
+        raise RuntimeError(f"bad HTTP answers: {data[:300]!r}")
+
+
+def wrk(args, port, seconds):
+    cmd = (["taskset", "-c", "1", shutil.which("wrk") or "wrk", "-t1", f"-d{max(1, int(round(seconds)))}s"]
+           + args + [f"http://127.0.0.1:{port}/"])
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {out.stderr.strip()}")
+    m = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out.stdout)
+    scale = {"ms": 1e-3, "s": 1.0, "m": 60.0}[m.group(3)]
+    units, secs = float(m.group(1)), float(m.group(2)) * scale
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
+    if bad:
+        raise RuntimeError(f"wrk saw {bad.group(1)} bad responses")
+    return {"units": units, "seconds": secs, "per_second": units / secs}
+
+
 def measure(build, server, workload, seconds):
-    p, port = start_server(build, server)
+    kind, args = workload[2], workload[3]
+    srv = Server(build, server, "http" if kind == "wrk" else "echo")
+    idle = None
+    extra = {}
     try:
-        loadgen(build, workload[2], port, 0.3)  # correctness check (every byte verified) + warm-up
+        if server == "asio-uring":
+            verify_asio_uses_io_uring(srv.p.pid)
+        if kind == "wrk":
+            check_http(srv.port)  # the answers parse; also warms the server up
+        else:
+            loadgen(build, args, srv.port, 0.3)  # correctness check (every byte verified) + warm-up
+        if kind == "idle":
+            rss0 = rss_kib(srv.p.pid)
+            idle = subprocess.Popen(["taskset", "-c", "1", os.path.join(build, "bench", "loadgen"), "idle",
+                                     "127.0.0.1", str(srv.port), str(IDLE_CONNS), "3600"],
+                                    stdout=subprocess.PIPE, text=True)
+            line = idle.stdout.readline()
+            if not line.startswith("READY") or int(line.split()[1]) != IDLE_CONNS:
+                raise RuntimeError(f"idle connections: {line!r}")
+            # Let the server accept them all and settle.
+            prev, stable = -1, 0
+            while stable < 3:
+                time.sleep(0.2)
+                cur = rss_kib(srv.p.pid)
+                stable = stable + 1 if cur == prev else 0
+                prev = cur
+            extra["kib_per_conn"] = (prev - rss0) / IDLE_CONNS
         b0, t0 = cpu0_busy()
-        r = loadgen(build, workload[2], port, seconds)
+        r = wrk(args, srv.port, seconds) if kind == "wrk" else loadgen(build, args, srv.port, seconds)
         b1, t1 = cpu0_busy()
     finally:
-        stop_server(p)
+        if idle:
+            idle.kill()
+            idle.wait()
+        srv.stop()
     hz = os.sysconf("SC_CLK_TCK")
     units = float(r["units"])
     busy_s = (b1 - b0) / hz
-    return {
+    m = {
         "units": units,
         "seconds": float(r["seconds"]),
         "per_second": float(r["per_second"]),
@@ -90,7 +209,9 @@ def measure(build, server, workload, seconds):
         "cpu_us_per_unit": busy_s * 1e6 / units if units else float("nan"),
         "p50_us": float(r.get("p50_us", "nan")),
         "p99_us": float(r.get("p99_us", "nan")),
+        "kib_per_conn": extra.get("kib_per_conn", float("nan")),
     }
+    return m
 
 
 def fmt(x, digits=1):
@@ -106,7 +227,7 @@ def main():
     ap.add_argument("--build", default="build-bench")
     ap.add_argument("--quick", action="store_true", help="one round of 1 s per cell")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--only", default="", help="comma-separated workload ids, e.g. W1,W3")
     args = ap.parse_args()
     rounds, seconds = (1, 1.0) if args.quick else (args.rounds, args.seconds)
@@ -120,24 +241,26 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     machine = (f"{platform.node()} | {os.cpu_count()} CPUs | Linux {platform.release()} | "
                f"{subprocess.run(['c++', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
-    print(f"bench: {rounds} round(s) x {len(workloads)} workloads x {len(SERVERS)} servers, "
+    print(f"bench: {rounds} round(s) x {len(workloads)} workloads, "
           f"{seconds:g} s each; server on CPU 0, loadgen on CPU 1\nbench: {machine}")
 
     samples = []  # dicts with round, workload, server and the measures
     for rnd in range(rounds):
-        order = SERVERS[rnd % len(SERVERS):] + SERVERS[:rnd % len(SERVERS)]
         for w in workloads:
+            servers = w[5]
+            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
             for s in order:
                 m = measure(args.build, s, w, seconds)
                 m.update(round=rnd + 1, workload=w[0], server=s)
                 samples.append(m)
-                print(f"  round {rnd + 1} {w[0]} {s:10s} {fmt(m['per_second'])} {w[3]}/s, "
-                      f"server CPU {m['cpu_util'] * 100:.0f}%, {fmt(m['cpu_us_per_unit'], 2)} us/{w[3]}",
+                mem = f", {m['kib_per_conn']:.1f} KiB/idle conn" if m["kib_per_conn"] == m["kib_per_conn"] else ""
+                print(f"  round {rnd + 1} {w[0]} {s:10s} {fmt(m['per_second'])} {w[4]}/s, "
+                      f"server CPU {m['cpu_util'] * 100:.0f}%, {fmt(m['cpu_us_per_unit'], 2)} us/{w[4]}{mem}",
                       flush=True)
 
     csv_path = os.path.join(outdir, f"samples-{stamp}.csv")
     keys = ["round", "workload", "server", "units", "seconds", "per_second", "busy_s", "cpu_util",
-            "cpu_us_per_unit", "p50_us", "p99_us"]
+            "cpu_us_per_unit", "p50_us", "p99_us", "kib_per_conn"]
     with open(csv_path, "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=keys)
         wr.writeheader()
@@ -161,20 +284,22 @@ def main():
     lines.append(f"{rounds} round(s), {seconds:g} s per cell, medians (min–max); ratios to raw-uring "
                  "paired within a round (throughput: higher is better; CPU/unit: lower is better)")
     lines.append("")
-    lines.append("| workload | server | throughput | ratio | server CPU per unit | ratio | p99 RTT |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    lines.append("| workload | server | throughput | ratio | server CPU per unit | ratio | p99 RTT | memory |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
     chart = {}
     for w in workloads:
-        for s in SERVERS:
+        for s in w[5]:
             tp = cell(w[0], s, "per_second")
             cpu = cell(w[0], s, "cpu_us_per_unit")
             p99 = cell(w[0], s, "p99_us")
             rt, rc = ratio(w[0], s, "per_second"), ratio(w[0], s, "cpu_us_per_unit")
             chart.setdefault(s, []).append((w[0], rt, rc))
+            kib = cell(w[0], s, "kib_per_conn")
+            mem = f"{statistics.median(kib):.1f} KiB/conn" if kib and kib[0] == kib[0] else "-"
             lines.append(
-                f"| {w[0]} {w[1]} | {s} | {fmt(statistics.median(tp))} {w[3]}/s ({fmt(min(tp))}–{fmt(max(tp))}) "
-                f"| {rt:.2f} | {fmt(statistics.median(cpu), 2)} µs/{w[3]} ({fmt(min(cpu), 2)}–{fmt(max(cpu), 2)}) "
-                f"| {rc:.2f} | {fmt(statistics.median(p99)) + ' µs' if p99 and p99[0] == p99[0] else '-'} |")
+                f"| {w[0]} {w[1]} | {s} | {fmt(statistics.median(tp))} {w[4]}/s ({fmt(min(tp))}–{fmt(max(tp))}) "
+                f"| {rt:.2f} | {fmt(statistics.median(cpu), 2)} µs/{w[4]} ({fmt(min(cpu), 2)}–{fmt(max(cpu), 2)}) "
+                f"| {rc:.2f} | {fmt(statistics.median(p99)) + ' µs' if p99 and p99[0] == p99[0] else '-'} | {mem} |")
     table = "\n".join(lines)
     print()
     print(table)
@@ -187,14 +312,16 @@ def main():
         import matplotlib.pyplot as plt
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         ids = [w[0] for w in workloads]
-        width = 0.8 / len(SERVERS)
-        for i, s in enumerate(SERVERS):
-            xs = [j + i * width for j in range(len(ids))]
-            axes[0].bar(xs, [r[1] for r in chart[s]], width, label=s)
-            axes[1].bar(xs, [r[2] for r in chart[s]], width, label=s)
+        names = HTTP_SERVERS
+        width = 0.8 / len(names)
+        for i, s in enumerate(names):
+            got = {r[0]: r for r in chart.get(s, [])}
+            xs = [j + i * width for j, wid in enumerate(ids) if wid in got]
+            axes[0].bar(xs, [got[wid][1] for wid in ids if wid in got], width, label=s)
+            axes[1].bar(xs, [got[wid][2] for wid in ids if wid in got], width, label=s)
         for ax, title in zip(axes, ["throughput / raw-uring (higher is better)",
                                     "server CPU per unit / raw-uring (lower is better)"]):
-            ax.set_xticks([j + width * (len(SERVERS) - 1) / 2 for j in range(len(ids))], ids)
+            ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(ids))], ids)
             ax.axhline(1.0, color="grey", linewidth=0.8)
             ax.set_title(title, fontsize=10)
         axes[0].legend(fontsize=8)

@@ -2,6 +2,8 @@
 //   loadgen pingpong HOST PORT CONNS SIZE SECONDS   -> messages/s, p50/p99 round trip
 //   loadgen stream   HOST PORT CONNS CHUNK SECONDS  -> MB/s echoed back
 //   loadgen churn    HOST PORT CONCURRENCY SECONDS  -> connections/s (connect, 1 byte, echo, RST)
+//   loadgen idle     HOST PORT CONNS SECONDS        -> opens CONNS connections, prints "READY n",
+//                                                     holds them SECONDS (or until stdin closes)
 // Every echoed byte is checked against what was sent; a mismatch is reported and exits 2.
 // Output: one line of key=value pairs, e.g. "mode=pingpong units=123456 seconds=5.00 ...".
 #define _GNU_SOURCE
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -241,6 +244,22 @@ static int churn(int concurrency, double seconds) {
   return 0;
 }
 
+// ---- idle ----
+static int idle(int conns, double seconds) {
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;  // 10,000 connections need more than the usual soft limit
+  setrlimit(RLIMIT_NOFILE, &rl);
+  int opened = 0;
+  for (; opened < conns; ++opened)
+    if (open_conn(0) < 0) break;
+  printf("READY %d\n", opened);
+  fflush(stdout);
+  struct timespec ts = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
+  nanosleep(&ts, NULL);
+  return opened == conns ? 0 : 3;
+}
+
 int main(int argc, char** argv) {
   if (argc < 5) {
     fprintf(stderr, "usage: loadgen pingpong|stream HOST PORT CONNS SIZE SECONDS\n"
@@ -255,6 +274,7 @@ int main(int argc, char** argv) {
   if (!strcmp(argv[1], "stream") && argc == 7)
     return stream(atoi(argv[4]), (size_t)atol(argv[5]), atof(argv[6]));
   if (!strcmp(argv[1], "churn") && argc == 6) return churn(atoi(argv[4]), atof(argv[5]));
+  if (!strcmp(argv[1], "idle") && argc == 6) return idle(atoi(argv[4]), atof(argv[5]));
   fprintf(stderr, "loadgen: bad arguments\n");
   return 64;
 }

@@ -1,20 +1,24 @@
 // bench peer "raw-uring": hand-written C on liburing, the ceiling an io_uring library can reach
 // (BENCH.md): SINGLE_ISSUER|DEFER_TASKRUN, a registered ring fd, multishot accept, multishot
 // recv into a provided-buffer ring (256 x 32 KiB), echo straight from those buffers with one send
-// in flight per connection, one submit_and_wait per loop turn. Echo mode.
-// Prints "PORT <n>" once listening on 127.0.0.1.   raw_uring [port]
+// in flight per connection, one submit_and_wait per loop turn. Modes: echo and http
+// (http_min.h; responses are sent from static memory). Prints "PORT <n>" once listening on
+// 127.0.0.1.   raw_uring echo|http [port]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "http_min.h"
 
 #define NBUF 256
 #define BUFSZ (32 * 1024)
@@ -29,7 +33,15 @@ struct conn {
   unsigned q_off[QMAX], q_len[QMAX];
   int q_head, q_count;
   int sending, recv_done, starved, open;
+  // http mode
+  unsigned responses;    // keep-alive answers still to send
+  int close_response;    // then one "Connection: close" answer, then shutdown
+  size_t resp_off;       // progress in the answer being sent
+  size_t in_len;
+  char in[2 * HTTP_MAX_HEADER];
 };
+
+static int http_mode;
 
 static struct io_uring ring;
 static struct io_uring_buf_ring* br;
@@ -88,6 +100,36 @@ static void start_send(int fd, struct conn* c) {
   c->sending = 1;
 }
 
+static void http_send(int fd, struct conn* c) {
+  const char* r = c->responses ? http_ok : http_ok_close;
+  size_t n = c->responses ? sizeof http_ok - 1 : sizeof http_ok_close - 1;
+  struct io_uring_sqe* s = sqe_get();
+  io_uring_prep_send(s, fd, r + c->resp_off, n - c->resp_off, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, ((unsigned long long)fd << 8) | OP_SEND);
+  c->sending = 1;
+}
+
+// http: takes the received block (recycling its buffer at once), answers complete requests.
+static void http_receive(int fd, struct conn* c, unsigned short bid, int len) {
+  size_t room = sizeof c->in - c->in_len;
+  size_t n = (size_t)len < room ? (size_t)len : room;
+  memcpy(c->in + c->in_len, bufs + (size_t)bid * BUFSZ, n);
+  c->in_len += n;
+  recycle(bid);
+  size_t end;
+  while (!c->close_response && (end = http_request_end(c->in, c->in_len)) > 0) {
+    if (http_wants_close(c->in, end)) c->close_response = 1;
+    else c->responses++;
+    memmove(c->in, c->in + end, c->in_len - end);
+    c->in_len -= end;
+  }
+  if (c->in_len >= HTTP_MAX_HEADER) {  // headers too long: no answer, close
+    shutdown(fd, SHUT_RDWR);
+    return;
+  }
+  if (!c->sending && (c->responses || c->close_response)) http_send(fd, c);
+}
+
 static void maybe_close(int fd, struct conn* c) {
   if (c->recv_done && !c->sending) {
     while (c->q_count > 0) {
@@ -107,7 +149,8 @@ static void arm_accept(int lfd) {
 }
 
 int main(int argc, char** argv) {
-  int port = argc > 1 ? atoi(argv[1]) : 0;
+  http_mode = argc > 1 && !strcmp(argv[1], "http");
+  int port = argc > 2 ? atoi(argv[2]) : 0;
   struct io_uring_params p = {0};
   p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
             IORING_SETUP_SUBMIT_ALL;
@@ -142,7 +185,7 @@ int main(int argc, char** argv) {
         if (res >= 0 && res < MAXFD) {
           setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           if (!conns[res]) conns[res] = malloc(sizeof(struct conn));
-          memset(conns[res], 0, sizeof(struct conn));
+          memset(conns[res], 0, offsetof(struct conn, in));  // not the 16 KiB input buffer
           conns[res]->open = 1;
           arm_recv(res);
         } else if (res >= 0) {
@@ -151,7 +194,10 @@ int main(int argc, char** argv) {
         if (!more) arm_accept(lfd);
       } else if (op == OP_RECV) {
         struct conn* c = conns[fd];
-        if (res > 0) {
+        if (res > 0 && http_mode) {
+          http_receive(fd, c, (unsigned short)(cqe->flags >> IORING_CQE_BUFFER_SHIFT), res);
+          if (!more) arm_recv(fd);
+        } else if (res > 0) {
           int tail = (c->q_head + c->q_count) % QMAX;
           c->q_bid[tail] = (unsigned short)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
           c->q_off[tail] = 0;
@@ -177,6 +223,17 @@ int main(int argc, char** argv) {
             c->q_count--;
           }
           maybe_close(fd, c);
+          continue;
+        }
+        if (http_mode) {
+          size_t n = c->responses ? sizeof http_ok - 1 : sizeof http_ok_close - 1;
+          c->resp_off += (size_t)res;
+          if (c->resp_off < n) { http_send(fd, c); continue; }
+          c->resp_off = 0;
+          if (c->responses) c->responses--;
+          else { c->close_response = 0; shutdown(fd, SHUT_RDWR); }  // the recv then ends
+          if (c->responses || c->close_response) http_send(fd, c);
+          else maybe_close(fd, c);
           continue;
         }
         int i = c->q_head;
