@@ -306,6 +306,16 @@ def main():
     with open(os.path.join(outdir, f"table-{stamp}.md"), "w") as f:
         f.write(table + "\n")
 
+    micro = os.path.join(args.build, "bench", "micro")
+    if os.path.exists(micro) and not args.only:
+        print("\nbench: micro-benchmarks (Google Benchmark)", flush=True)
+        out = subprocess.run(["taskset", "-c", "0", micro, f"--benchmark_min_time={0.1 if args.quick else 0.5}"],
+                             capture_output=True, text=True, timeout=600)
+        rows = [l for l in out.stdout.splitlines() if l.startswith(("Benchmark", "BM_"))]
+        print("\n".join(rows))
+        with open(os.path.join(outdir, f"micro-{stamp}.txt"), "w") as f:
+            f.write(out.stdout)
+
     try:
         import matplotlib
         matplotlib.use("Agg")
