@@ -225,12 +225,12 @@ def fmt(x, digits=1):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build-bench")
-    ap.add_argument("--quick", action="store_true", help="one round of 1 s per cell")
+    ap.add_argument("--quick", action="store_true", help="one short round of each cell")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--only", default="", help="comma-separated workload ids, e.g. W1,W3")
     args = ap.parse_args()
-    rounds, seconds = (1, 1.0) if args.quick else (args.rounds, args.seconds)
+    rounds, seconds = (1, 0.5) if args.quick else (args.rounds, args.seconds)
     workloads = [w for w in WORKLOADS if not args.only or w[0] in args.only.split(",")]
     if os.cpu_count() < 2:
         print("bench: needs 2 CPUs (server on 0, load generator on 1)", file=sys.stderr)
