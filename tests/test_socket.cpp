@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -168,6 +169,41 @@ TEST_SUITE("socket") {
     std::size_t before = test::open_fds();
     c.close();
     CHECK(test::open_fds() == before - 1);
+  }
+
+  TEST_CASE("no descriptor of the ring, listener or connections crosses an exec") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    auto make = [](io_context& ctx, socket& l) -> task<std::tuple<socket, socket>> {
+      co_return co_await when_all(
+          [](socket& l) -> task<socket> { co_return co_await l.accept_async(); }(l),
+          socket::connect_async(ctx, l.local_endpoint()));
+    };
+    auto [s, c] = ctx.block_on(make(ctx, l));
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(out[1], 1);  // dup2 clears CLOEXEC on the copy: stdout is meant to be inherited
+      ::execl("/bin/ls", "ls", "-l", "/proc/self/fd", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string listing;
+    char buf[256];
+    for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) listing.append(buf, static_cast<std::size_t>(n));
+    ::close(out[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    // Whatever else the parent inherited itself, nothing of ringsock's may appear in the child:
+    // not the ring, not the wake-up eventfd, not a socket.
+    CAPTURE(listing);
+    CHECK(listing.find("io_uring") == std::string::npos);
+    CHECK(listing.find("eventfd") == std::string::npos);
+    CHECK(listing.find("socket:") == std::string::npos);
+    CHECK(listing.find("/proc/") != std::string::npos);  // the listing itself worked
   }
 
   TEST_CASE("options and endpoints of a connected pair") {
