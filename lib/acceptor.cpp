@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "ringsock/error.hpp"
 #include "ringsock/io_context.hpp"
 
 namespace ringsock::detail {
@@ -19,15 +20,6 @@ std::size_t ring_size_for(std::size_t capacity) {
   return n;
 }
 
-bool is_resource_error(int err) {
-  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-}
-
-// A connection that failed before we saw it; the listener is fine.
-bool is_connection_error(int err) {
-  return err == ECONNABORTED || err == EPROTO || err == EPERM || err == ECONNRESET ||
-         err == ETIMEDOUT || err == EAGAIN || err == EINTR;
-}
 }  // namespace
 
 acceptor::accept_op::accept_op(acceptor* a) noexcept : operation(&acceptor::on_accept), self(a) {}
@@ -173,12 +165,12 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
     }
   } else {
     const int err = -res;
-    if (err == ECANCELED || is_connection_error(err)) {
+    if (err == ECANCELED || is_connection_errno(err)) {
       if (!more) a.maybe_arm();
     } else if (err == EINVAL && a.multishot_ && !a.accepted_any_) {
       a.multishot_ = false;  // the kernel predates multishot accept: one SQE per connection
       a.maybe_arm();
-    } else if (is_resource_error(err)) {
+    } else if (is_resource_errno(err)) {
       // Never spin on EMFILE: stop, back off, retry. Only args-form accepts hear about it.
       if (more && !a.cancel_sent_) {
         a.ctx_.prep_cancel(&a.accept_);

@@ -51,25 +51,40 @@ not_listening_error::not_listening_error(const char* op)
 args_in_use_error::args_in_use_error(const char* op)
     : misuse_error(misuse(op, "the args object is already used by a pending operation")) {}
 
+namespace detail {
+bool is_resource_errno(int err) noexcept {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+// A connection that failed before (or while) we took it; the listener is fine. accept(2) passes
+// pending network errors of the new connection and asks callers to retry as for EAGAIN.
+bool is_connection_errno(int err) noexcept {
+  switch (err) {
+    case ECONNABORTED:
+    case ECONNRESET:
+    case ETIMEDOUT:
+    case EPROTO:
+    case EPERM:  // a firewall rule refused one connection
+    case EAGAIN:
+    case EINTR:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace detail
+
 bool is_fatal(std::error_code ec) noexcept {
   if (!ec) return false;
   if (ec.category() != std::system_category() && ec.category() != std::generic_category())
     return true;
-  switch (ec.value()) {
-    case EMFILE:
-    case ENFILE:
-    case ENOBUFS:
-    case ENOMEM:
-    case ECONNABORTED:
-    case ETIMEDOUT:
-    case EAGAIN:
-    case EINTR:
-    case EPROTO:
-    case EPERM:  // a firewall rule refused one connection
-      return false;
-    default:
-      return true;
-  }
+  return !detail::is_resource_errno(ec.value()) && !detail::is_connection_errno(ec.value());
 }
 
 }  // namespace ringsock

@@ -251,6 +251,37 @@ TEST_SUITE("accept") {
     CHECK(reported == 1);
   }
 
+  TEST_CASE("a client that vanishes during an accept with a buffer costs only its own connection") {
+    io_context ctx;
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    endpoint ep = listener.local_endpoint();
+    std::size_t before = test::open_fds();
+    ctx.block_on([](io_context& ctx, socket& l, endpoint ep) -> task<void> {
+      std::array<std::byte, 256> buf{};
+      accept_args args;
+      args.set_buffer(buf);
+      // It connects, then resets before sending its first block.
+      int gone = test::blocking_connect(ep);
+      linger lg{1, 0};
+      ::setsockopt(gone, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      ::close(gone);
+      std::error_code ec = co_await l.accept_async(args, 2s);
+      CHECK(ec == std::errc::connection_reset);
+      CHECK_FALSE(is_fatal(ec));
+      CHECK_FALSE(args.accept_socket().is_open());  // its descriptor was closed for us
+      // The next client is served normally.
+      int ok = test::blocking_connect(ep);
+      REQUIRE(::send(ok, "hi", 2, 0) == 2);
+      ec = co_await l.accept_async(args, 2s);
+      CHECK(!ec);
+      CHECK(args.bytes_transferred() == 2);
+      args.accept_socket().close();
+      ::close(ok);
+      co_await sleep_for(ctx, 10ms);
+    }(ctx, listener, ep));
+    CHECK(test::open_fds() == before);
+  }
+
   TEST_CASE("no descriptor leaks across 5,000 connect/accept/close cycles") {
     io_context ctx;
     socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));

@@ -119,6 +119,9 @@ TEST_SUITE("misuse") {
     CHECK(is_fatal(std::make_error_code(std::errc::bad_file_descriptor)));
     CHECK_FALSE(is_fatal(std::make_error_code(std::errc::too_many_files_open)));
     CHECK_FALSE(is_fatal(std::make_error_code(std::errc::connection_aborted)));
+    CHECK_FALSE(is_fatal(std::make_error_code(std::errc::connection_reset)));
+    CHECK_FALSE(is_fatal(std::make_error_code(std::errc::network_unreachable)));
+    CHECK(is_fatal(std::make_error_code(std::errc::invalid_argument)));
     CHECK_FALSE(is_fatal(std::error_code{}));
   }
 }

@@ -230,6 +230,44 @@ TEST_SUITE("socket") {
     ctx.block_on(run(ctx, l));
   }
 
+  TEST_CASE("a client reset mid-stream ends only its session; the server keeps serving") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    auto run = [](io_context& ctx, socket& l) -> task<void> {
+      std::error_code seen;
+      auto session = [](socket s, std::error_code& seen) -> task<void> {
+        std::array<std::byte, 4096> buf;
+        socket_args rx;
+        for (;;) {
+          rx.set_buffer(buf);
+          std::error_code ec = co_await s.receive_async(rx);
+          if (ec) {
+            seen = ec;
+            co_return;
+          }
+          if (rx.bytes_transferred() == 0) co_return;
+        }
+      };
+      int rude = test::blocking_connect(l.local_endpoint());
+      socket s1 = co_await l.accept_async();
+      ctx.spawn(session(std::move(s1), seen));
+      std::string part(1000, 'r');
+      ::send(rude, part.data(), part.size(), 0);
+      co_await sleep_for(ctx, 10ms);
+      linger lg{1, 0};
+      ::setsockopt(rude, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      ::send(rude, part.data(), part.size(), 0);
+      ::close(rude);  // RST with data in flight
+      co_await sleep_for(ctx, 20ms);
+      CHECK(seen == std::errc::connection_reset);
+      // Another client still gets its echo through the same listener.
+      ctx.spawn(test::echo_server(ctx, l, 1));
+      std::string back = co_await test::echo_client(ctx, l.local_endpoint(), "still here");
+      CHECK(back == "still here");
+    };
+    ctx.block_on(run(ctx, l));
+  }
+
   TEST_CASE("a send to a peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE") {
     io_context ctx;
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));

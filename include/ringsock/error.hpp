@@ -52,7 +52,14 @@ inline std::error_code make_error_code_from_errno(int err) noexcept {
 }
 
 // True when an accept loop must stop: the listener was closed, cancelled or is broken.
-// Resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM), ECONNABORTED and timeouts are not fatal.
+// Not fatal: resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) and errors of one connection
+// (ECONNABORTED, ECONNRESET, ETIMEDOUT, EPROTO, EPERM and the pending network errors accept(2)
+// says to retry on). The listener uses the same classification.
 bool is_fatal(std::error_code ec) noexcept;
+
+namespace detail {
+bool is_resource_errno(int err) noexcept;
+bool is_connection_errno(int err) noexcept;
+}  // namespace detail
 
 }  // namespace ringsock
