@@ -221,9 +221,7 @@ void acceptor::watch(io_request& r, const io_options& o) {
   r.cancel_ = &acceptor::on_wait_cancel;
   r.pending_ = 1;
   if (o.timeout.count() > 0) {
-    auto ns = o.timeout.count();
-    r.timer_.ts_.tv_sec = ns / 1'000'000'000;
-    r.timer_.ts_.tv_nsec = ns % 1'000'000'000;
+    r.timer_.ts_ = to_timespec(o.timeout.count());
     r.timer_.complete_ = &acceptor::on_wait_timer;
     io_uring_sqe* sqe = ctx_.acquire_sqes(1);
     io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);
@@ -283,12 +281,16 @@ void acceptor::deliver(io_request& r, int res) noexcept {
     return;
   }
   r.res_ = res;
-  if (r.timer_armed_) {
-    io_uring_sqe* sqe = r.ctx_->acquire_sqes(1);
-    io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
-    io_uring_sqe_set_data64(sqe, 0);
-  }
+  remove_timer(r);
   r.settle();
+}
+
+// The delivery came first: ask the kernel to drop the waiter's timer (its own CQE still comes).
+void acceptor::remove_timer(io_request& r) noexcept {
+  if (!r.timer_armed_) return;
+  io_uring_sqe* sqe = r.ctx_->acquire_sqes(1);
+  io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
+  io_uring_sqe_set_data64(sqe, 0);
 }
 
 void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
@@ -321,11 +323,7 @@ void acceptor::on_wait_cancel(io_request* r) noexcept {
 void acceptor::deliver_cancelled(void* p) noexcept {
   auto& r = *static_cast<io_request*>(p);
   r.res_ = -ECANCELED;
-  if (r.timer_armed_) {
-    io_uring_sqe* sqe = r.ctx_->acquire_sqes(1);
-    io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
-    io_uring_sqe_set_data64(sqe, 0);
-  }
+  remove_timer(r);
   r.settle();
 }
 

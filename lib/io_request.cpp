@@ -9,10 +9,9 @@ timer_part::timer_part(io_request* owner) noexcept
 
 io_request::io_request() noexcept : operation(&io_request::on_cqe), timer_(this) {}
 
-void io_request::on_cqe(operation* op, int res, std::uint32_t flags) noexcept {
+void io_request::on_cqe(operation* op, int res, std::uint32_t) noexcept {
   auto* r = static_cast<io_request*>(op);
   r->res_ = res;
-  r->cqe_flags_ = flags;
   r->settle();
 }
 

@@ -5,9 +5,7 @@
 namespace ringsock::detail {
 
 bool sleep_awaiter::await_ready() {
-  auto ns = duration_.count() > 0 ? duration_.count() : 0;
-  ts_.tv_sec = ns / 1'000'000'000;
-  ts_.tv_nsec = ns % 1'000'000'000;
+  ts_ = to_timespec(duration_.count());
   req_.done_ = &resume_waiter;
   ctx_->arm(req_, io_options{stop_},
             [this](io_uring_sqe* sqe) { io_uring_prep_timeout(sqe, &ts_, 0, 0); });

@@ -43,6 +43,16 @@ int blocking_connect(const ringsock::endpoint& ep) {
   return fd;
 }
 
+ringsock::task<ringsock::socket> accept_one(ringsock::socket& listener) {
+  co_return co_await listener.accept_async();
+}
+
+ringsock::task<socket_pair> connected_pair(ringsock::io_context& ctx, ringsock::socket& listener) {
+  auto [s, c] = co_await ringsock::when_all(
+      accept_one(listener), ringsock::socket::connect_async(ctx, listener.local_endpoint()));
+  co_return socket_pair{std::move(s), std::move(c)};
+}
+
 ringsock::task<void> echo_session(ringsock::socket s) {
   std::array<std::byte, 4096> buf;
   for (;;) {

@@ -28,6 +28,14 @@ inline std::string str(std::span<const std::byte> b) {
 // backlog without anyone accepting.
 int blocking_connect(const ringsock::endpoint& ep);
 
+// One accepted connection (plain form).
+ringsock::task<ringsock::socket> accept_one(ringsock::socket& listener);
+// A connected pair through `listener`: its accepted end and a client connected to it.
+struct socket_pair {
+  ringsock::socket server, client;
+};
+ringsock::task<socket_pair> connected_pair(ringsock::io_context& ctx, ringsock::socket& listener);
+
 // Echoes every byte until end of stream, then closes.
 ringsock::task<void> echo_session(ringsock::socket s);
 // Accepts `count` connections and spawns an echo session for each.

@@ -17,8 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-task<socket> accept_one(socket& l) { co_return co_await l.accept_async(); }
-
 task<void> connect_after(io_context& ctx, endpoint ep, std::chrono::milliseconds d) {
   co_await sleep_for(ctx, d);
   socket s = co_await socket::connect_async(ctx, ep);
@@ -285,18 +283,16 @@ TEST_SUITE("accept") {
   TEST_CASE("no descriptor leaks across 5,000 connect/accept/close cycles") {
     io_context ctx;
     socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
-    endpoint ep = listener.local_endpoint();
-    auto cycles = [](io_context& ctx, socket& l, endpoint ep) -> task<void> {
+    auto cycles = [](io_context& ctx, socket& l) -> task<void> {
       for (int i = 0; i < 5000; ++i) {
-        auto [server, client] =
-            co_await when_all(accept_one(l), socket::connect_async(ctx, ep));
+        auto [server, client] = co_await test::connected_pair(ctx, l);
         server.close();
         client.close();
       }
     };
     ctx.block_on([](io_context& ctx) -> task<void> { co_await sleep_for(ctx, 1ms); }(ctx));
     std::size_t before = test::open_fds();
-    ctx.block_on(cycles(ctx, listener, ep));
+    ctx.block_on(cycles(ctx, listener));
     CHECK(test::open_fds() == before);
   }
 }

@@ -10,8 +10,6 @@ using ringsock::socket;  // ::socket() from <sys/socket.h> would make the name a
 
 namespace {
 
-task<socket> accept_one(socket& l) { co_return co_await l.accept_async(); }
-
 // Ping-pong: one message out, the same message back, `count` times; the allocation counter is
 // read after `warmup` round trips and at the end.
 task<void> plain_echo_loop(socket& c, int warmup, int count, std::size_t& news) {
@@ -57,7 +55,7 @@ TEST_SUITE("allocation") {
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
     std::size_t news = 99;
     ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
-      auto [s, c] = co_await when_all(accept_one(l), socket::connect_async(ctx, l.local_endpoint()));
+      auto [s, c] = co_await test::connected_pair(ctx, l);
       ctx.spawn(test::echo_session(std::move(s)));
       co_await plain_echo_loop(c, 100, 10'000, news);
     }(ctx, l, news));
@@ -70,7 +68,7 @@ TEST_SUITE("allocation") {
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
     std::size_t news = 99;
     ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
-      auto [s, c] = co_await when_all(accept_one(l), socket::connect_async(ctx, l.local_endpoint()));
+      auto [s, c] = co_await test::connected_pair(ctx, l);
       ctx.spawn(test::echo_session(std::move(s)));
       co_await args_echo_loop(c, 100, 10'000, news);
     }(ctx, l, news));

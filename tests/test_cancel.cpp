@@ -13,15 +13,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-task<socket> accept_one(socket& l) { co_return co_await l.accept_async(); }
-
-struct pair {
-  socket server, client;
-};
-task<pair> connected(io_context& ctx, socket& l) {
-  auto [s, c] = co_await when_all(accept_one(l), socket::connect_async(ctx, l.local_endpoint()));
-  co_return pair{std::move(s), std::move(c)};
-}
+using pair = test::socket_pair;
+using test::connected_pair;
 
 task<void> stop_accept(io_context& ctx, socket& l, std::stop_source& src, bool other_thread) {
   std::thread t;
@@ -43,12 +36,12 @@ task<void> stop_accept(io_context& ctx, socket& l, std::stop_source& src, bool o
   CHECK(std::chrono::steady_clock::now() - t0 < 2s);
   CHECK_FALSE(args.in_use());
   // The listener still works.
-  auto [s, c] = co_await connected(ctx, l);
+  auto [s, c] = co_await connected_pair(ctx, l);
   CHECK(s.is_open());
 }
 
 task<void> stop_receive(io_context& ctx, socket& l, bool other_thread) {
-  pair p = co_await connected(ctx, l);
+  pair p = co_await connected_pair(ctx, l);
   std::stop_source src;
   std::thread t;
   if (other_thread)
@@ -93,7 +86,7 @@ task<void> timeouts(io_context& ctx, socket& l) {
   }
   CHECK(timed_out);
 
-  pair p = co_await connected(ctx, l);
+  pair p = co_await connected_pair(ctx, l);
   std::array<std::byte, 16> buf{};
   socket_args r;
   r.set_buffer(buf);
@@ -116,7 +109,7 @@ task<void> timeouts(io_context& ctx, socket& l) {
 }
 
 task<void> close_with_pending_receive(io_context& ctx, socket& l, int& completions) {
-  pair p = co_await connected(ctx, l);
+  pair p = co_await connected_pair(ctx, l);
   auto reader = [](socket& s, int& completions) -> task<void> {
     std::array<std::byte, 16> buf;
     socket_args a;
@@ -160,6 +153,31 @@ TEST_SUITE("cancellation") {
     ctx.block_on(timeouts(ctx, l));
   }
 
+  TEST_CASE("a timeout and a stop token together: whichever comes first ends the operation") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    ctx.block_on([](io_context& ctx, socket& l) -> task<void> {
+      pair p = co_await connected_pair(ctx, l);
+      std::array<std::byte, 8> buf{};
+      socket_args r;
+      r.set_buffer(buf);
+      std::stop_source src;
+      ctx.spawn([](io_context& ctx, std::stop_source& src) -> task<void> {
+        co_await sleep_for(ctx, 20ms);
+        src.request_stop();
+      }(ctx, src));
+      std::error_code ec = co_await p.client.receive_async(r, {5s, src.get_token()});
+      CHECK(ec == std::errc::operation_canceled);  // the token fired first
+      std::stop_source idle;
+      ec = co_await p.client.receive_async(r, {20ms, idle.get_token()});
+      CHECK(ec == std::errc::timed_out);  // the timeout fired first
+      co_await p.server.send_all_async(test::bytes("ok"));
+      ec = co_await p.client.receive_async(r, {5s, idle.get_token()});
+      CHECK(!ec);  // neither: the data came
+      CHECK(r.bytes_transferred() == 2);
+    }(ctx, l));
+  }
+
   TEST_CASE("close() completes a pending receive once with operation_canceled") {
     io_context ctx;
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
@@ -177,8 +195,8 @@ TEST_SUITE("cancellation") {
       // Pending: an accept, receives on both ends of two connections, a timer, a send_all
       // that cannot finish (nobody reads), and connections queued but never accepted.
       auto busy = [](io_context& ctx, socket& l) -> task<void> {
-        pair a = co_await connected(ctx, l);  // a receive that never gets data
-        pair b = co_await connected(ctx, l);  // a send_all that never finishes: nobody reads
+        pair a = co_await connected_pair(ctx, l);  // a receive that never gets data
+        pair b = co_await connected_pair(ctx, l);  // a send_all that never finishes: nobody reads
         ctx.spawn([](socket s) -> task<void> {
           std::array<std::byte, 16> buf;
           co_await s.receive_async(buf);

@@ -159,13 +159,8 @@ TEST_SUITE("socket") {
   TEST_CASE("a socket closed outside the loop releases its descriptor at once") {
     io_context ctx;
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
-    auto make = [](io_context& ctx, socket& l) -> task<socket> {
-      auto [s, c] = co_await when_all(
-          [](socket& l) -> task<socket> { co_return co_await l.accept_async(); }(l),
-          socket::connect_async(ctx, l.local_endpoint()));
-      co_return std::move(c);  // used by the ring: its close goes through the ring
-    };
-    socket c = ctx.block_on(make(ctx, l));
+    test::socket_pair p = ctx.block_on(test::connected_pair(ctx, l));
+    socket c = std::move(p.client);  // used by the ring: its close goes through the ring
     std::size_t before = test::open_fds();
     c.close();
     CHECK(test::open_fds() == before - 1);
@@ -174,12 +169,7 @@ TEST_SUITE("socket") {
   TEST_CASE("no descriptor of the ring, listener or connections crosses an exec") {
     io_context ctx;
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
-    auto make = [](io_context& ctx, socket& l) -> task<std::tuple<socket, socket>> {
-      co_return co_await when_all(
-          [](socket& l) -> task<socket> { co_return co_await l.accept_async(); }(l),
-          socket::connect_async(ctx, l.local_endpoint()));
-    };
-    auto [s, c] = ctx.block_on(make(ctx, l));
+    auto [s, c] = ctx.block_on(test::connected_pair(ctx, l));
     int out[2];
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
     pid_t pid = ::fork();
@@ -210,9 +200,7 @@ TEST_SUITE("socket") {
     io_context ctx;
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
     auto run = [](io_context& ctx, socket& l) -> task<void> {
-      auto [s, c] = co_await when_all(
-          [](socket& l) -> task<socket> { co_return co_await l.accept_async(); }(l),
-          socket::connect_async(ctx, l.local_endpoint()));
+      auto [s, c] = co_await test::connected_pair(ctx, l);
       c.set_no_delay(true);
       CHECK(c.no_delay());
       c.set_keep_alive(true);
@@ -272,9 +260,7 @@ TEST_SUITE("socket") {
     io_context ctx;
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
     auto run = [](io_context& ctx, socket& l) -> task<void> {
-      auto [s, c] = co_await when_all(
-          [](socket& l) -> task<socket> { co_return co_await l.accept_async(); }(l),
-          socket::connect_async(ctx, l.local_endpoint()));
+      auto [s, c] = co_await test::connected_pair(ctx, l);
       s.close();
       co_await sleep_for(ctx, 10ms);
       std::string chunk(65536, 'x');

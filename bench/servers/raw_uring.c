@@ -32,7 +32,7 @@ struct conn {
   unsigned short q_bid[QMAX];
   unsigned q_off[QMAX], q_len[QMAX];
   int q_head, q_count;
-  int sending, recv_done, starved, open;
+  int sending, recv_done, starved;
   // http mode
   unsigned responses;    // keep-alive answers still to send
   int close_response;    // then one "Connection: close" answer, then shutdown
@@ -138,7 +138,6 @@ static void maybe_close(int fd, struct conn* c) {
       c->q_count--;
     }
     close(fd);
-    c->open = 0;
   }
 }
 
@@ -186,7 +185,6 @@ int main(int argc, char** argv) {
           setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           if (!conns[res]) conns[res] = malloc(sizeof(struct conn));
           memset(conns[res], 0, offsetof(struct conn, in));  // not the 16 KiB input buffer
-          conns[res]->open = 1;
           arm_recv(res);
         } else if (res >= 0) {
           close(res);

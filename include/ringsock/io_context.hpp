@@ -141,7 +141,6 @@ class io_context {
   void note_armed(unsigned n = 1) noexcept { inflight_ += n; }
   // Runs fn(arg) on a following loop turn (no allocation once the queue has grown).
   void defer(void (*fn)(void*), void* arg);
-  void defer(std::coroutine_handle<> h) { defer(&resume_handle, h.address()); }
   // Cross-thread stop requests.
   void queue_cancel(detail::io_request* r);
   void unqueue_cancel(detail::io_request* r) noexcept;
@@ -238,7 +237,6 @@ inline io_uring_sqe* io_context::acquire_sqes(unsigned n) {
 inline void io_context::begin(detail::io_request& r) noexcept {
   r.ctx_ = this;
   r.res_ = 0;
-  r.cqe_flags_ = 0;
   r.timed_ = false;
   r.timer_armed_ = false;
   r.timer_fired_ = false;
@@ -252,11 +250,7 @@ template <class Prep>
 void io_context::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
   begin(r);
   r.timed_ = o.timeout.count() > 0;
-  if (r.timed_) {
-    auto ns = o.timeout.count();
-    r.timer_.ts_.tv_sec = ns / 1'000'000'000;
-    r.timer_.ts_.tv_nsec = ns % 1'000'000'000;
-  }
+  if (r.timed_) r.timer_.ts_ = detail::to_timespec(o.timeout.count());
   r.cancel_ = &detail::io_request::cancel_sqe;
   submit_round(r, std::forward<Prep>(prep));
   if (o.stop.stop_possible()) r.watch(o.stop);

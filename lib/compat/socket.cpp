@@ -168,8 +168,11 @@ int Socket::reserved_address_space() const noexcept {
 
 // ---- event-args pattern ----
 
-void Socket::check_args(SocketAsyncEventArgs* e) {
+// The pointer overloads: a disposed socket is reported before a null e (COMPAT.md rule 6).
+SocketAsyncEventArgs& Socket::deref(SocketAsyncEventArgs* e) const {
+  check_disposed();
   if (!e) throw ArgumentNullException("e");
+  return *e;
 }
 
 namespace {
@@ -263,11 +266,7 @@ void SocketAsyncEventArgs::on_abandon(ringsock::socket_args&, void* target) noex
   e.sender_hold_.reset();
 }
 
-bool Socket::AcceptAsync(SocketAsyncEventArgs* e) {
-  check_disposed();
-  check_args(e);
-  return AcceptAsync(*e);
-}
+bool Socket::AcceptAsync(SocketAsyncEventArgs* e) { return AcceptAsync(deref(e)); }
 
 bool Socket::AcceptAsync(SocketAsyncEventArgs& e) {
   // COMPAT.md rule 6: this order, all before anything is submitted.
@@ -295,11 +294,7 @@ bool Socket::AcceptAsync(SocketAsyncEventArgs& e) {
   return start(e, SocketAsyncOperation::Accept, &ringsock::socket::start_accept);
 }
 
-bool Socket::ConnectAsync(SocketAsyncEventArgs* e) {
-  check_disposed();
-  check_args(e);
-  return ConnectAsync(*e);
-}
+bool Socket::ConnectAsync(SocketAsyncEventArgs* e) { return ConnectAsync(deref(e)); }
 
 bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
   check_disposed();
@@ -315,11 +310,7 @@ void Socket::check_window(const SocketAsyncEventArgs& e, const char* what) const
     throw NotSupportedException(std::string(what) + ": BufferList is not supported yet; use SetBuffer.");
 }
 
-bool Socket::ReceiveAsync(SocketAsyncEventArgs* e) {
-  check_disposed();
-  check_args(e);
-  return ReceiveAsync(*e);
-}
+bool Socket::ReceiveAsync(SocketAsyncEventArgs* e) { return ReceiveAsync(deref(e)); }
 
 bool Socket::ReceiveAsync(SocketAsyncEventArgs& e) {
   check_disposed();
@@ -331,11 +322,7 @@ bool Socket::ReceiveAsync(SocketAsyncEventArgs& e) {
   return start(e, SocketAsyncOperation::Receive, &ringsock::socket::start_receive);
 }
 
-bool Socket::SendAsync(SocketAsyncEventArgs* e) {
-  check_disposed();
-  check_args(e);
-  return SendAsync(*e);
-}
+bool Socket::SendAsync(SocketAsyncEventArgs* e) { return SendAsync(deref(e)); }
 
 bool Socket::SendAsync(SocketAsyncEventArgs& e) {
   check_disposed();
@@ -348,11 +335,7 @@ bool Socket::SendAsync(SocketAsyncEventArgs& e) {
                                                    : &ringsock::socket::start_send);
 }
 
-bool Socket::DisconnectAsync(SocketAsyncEventArgs* e) {
-  check_disposed();
-  check_args(e);
-  return DisconnectAsync(*e);
-}
+bool Socket::DisconnectAsync(SocketAsyncEventArgs* e) { return DisconnectAsync(deref(e)); }
 
 bool Socket::DisconnectAsync(SocketAsyncEventArgs& e) {
   check_disposed();
@@ -365,11 +348,7 @@ bool Socket::DisconnectAsync(SocketAsyncEventArgs& e) {
   return false;
 }
 
-bool Socket::ReceiveFromAsync(SocketAsyncEventArgs* e) {
-  check_disposed();
-  check_args(e);
-  return ReceiveFromAsync(*e);
-}
+bool Socket::ReceiveFromAsync(SocketAsyncEventArgs* e) { return ReceiveFromAsync(deref(e)); }
 
 bool Socket::ReceiveFromAsync(SocketAsyncEventArgs& e) {
   check_disposed();
@@ -382,11 +361,7 @@ bool Socket::ReceiveFromAsync(SocketAsyncEventArgs& e) {
   return start(e, SocketAsyncOperation::ReceiveFrom, &ringsock::socket::start_receive_from);
 }
 
-bool Socket::SendToAsync(SocketAsyncEventArgs* e) {
-  check_disposed();
-  check_args(e);
-  return SendToAsync(*e);
-}
+bool Socket::SendToAsync(SocketAsyncEventArgs* e) { return SendToAsync(deref(e)); }
 
 bool Socket::SendToAsync(SocketAsyncEventArgs& e) {
   check_disposed();

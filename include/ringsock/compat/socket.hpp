@@ -121,7 +121,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
   using core_start = bool (ringsock::socket::*)(ringsock::socket_args&, const io_options&);
 
   void check_disposed() const;
-  static void check_args(SocketAsyncEventArgs* e);
+  SocketAsyncEventArgs& deref(SocketAsyncEventArgs* e) const;
   void check_window(const SocketAsyncEventArgs& e, const char* what) const;
   bool start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn);
   void finish(SocketAsyncEventArgs& e);

@@ -72,7 +72,6 @@ struct io_request : operation {
   std::size_t done_bytes_ = 0;  // multi-round progress (send_all)
   int fd_ = -1;                 // the target fd (or the accepted fd of an accept)
   int res_ = 0;                 // the result: >= 0 value, < 0 -errno
-  std::uint32_t cqe_flags_ = 0;
   std::uint8_t pending_ = 0;    // CQEs (or deliveries) still to come
   bool timed_ = false;          // each round gets a linked timeout of timer_.ts_
   bool timer_armed_ = false;
@@ -96,6 +95,12 @@ struct io_request : operation {
   // Install the stop callback (after the request is armed).
   void watch(const std::stop_token& tok);
 };
+
+// A duration as the kernel's timespec (negative durations become 0).
+inline __kernel_timespec to_timespec(std::int64_t ns) noexcept {
+  if (ns < 0) ns = 0;
+  return {ns / 1'000'000'000, ns % 1'000'000'000};
+}
 
 // Completion of the coroutine view: resume the awaiting coroutine.
 void resume_waiter(io_request* r) noexcept;
