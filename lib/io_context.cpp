@@ -109,6 +109,7 @@ void io_context::shutdown() noexcept {
   while (inflight_ > 0 && std::chrono::steady_clock::now() < deadline) {
     __kernel_timespec ts{0, 50'000'000};
     io_uring_cqe* cqe = nullptr;
+    before_submit();
     io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     reap();
     if (inflight_ > 0) {
@@ -349,6 +350,7 @@ void io_context::run_until(bool (*done)(void*), void* arg) {
 void io_context::pump(bool may_block) {
   const bool wait = may_block && ready_head_ == ready_.size() &&
                     !stop_requested_.load(std::memory_order_relaxed);
+  before_submit();
   int r = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
   ++stats_.enter_calls;
   if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
@@ -357,6 +359,7 @@ void io_context::pump(bool may_block) {
 
 void io_context::flush() noexcept {
   if (io_uring_sq_ready(&ring_) == 0) return;
+  before_submit();
   int r = io_uring_submit(&ring_);
   ++stats_.enter_calls;
   if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);

@@ -23,6 +23,9 @@
 #include "ringsock/detail/operation.hpp"
 #include "ringsock/io_options.hpp"
 #include "ringsock/task.hpp"
+#ifdef RINGSOCK_FAULT_INJECTION
+#include "ringsock/testing/fault_plan.hpp"
+#endif
 
 namespace ringsock {
 
@@ -116,6 +119,8 @@ class io_context {
   };
 
   const io_stats& stats() const noexcept { return stats_; }
+  // Operations started and not finished (accepts waiting in a listener's queue included).
+  std::size_t pending_operations() const noexcept { return outstanding_; }
   const ring_features& features() const noexcept { return features_; }
   bool running_in_this_thread() const noexcept { return std::this_thread::get_id() == owner_; }
 
@@ -163,6 +168,9 @@ class io_context {
   void link_acceptor(detail::acceptor* a) noexcept;
   void unlink_acceptor(detail::acceptor* a) noexcept;
   void unlink_spawned(spawned_link& l) noexcept;
+#ifdef RINGSOCK_FAULT_INJECTION
+  void set_fault_plan(testing::fault_plan* p) noexcept { faults_ = p; }
+#endif
 
  private:
   struct ready_item {
@@ -184,6 +192,8 @@ class io_context {
   void pump(bool may_block);
   void reap();
   void flush() noexcept;
+  // Fault injection sees every SQE once, just before the kernel does (tests only).
+  void before_submit() noexcept;
   void arm_wake() noexcept;
   void drain_posted();
   void drain_cancels();
@@ -215,16 +225,31 @@ class io_context {
   std::vector<std::function<void()>> posted_swap_;
   detail::io_request* cancels_ = nullptr;  // cross-thread stop requests, under cross_mutex_
   std::atomic<bool> has_cross_{false};
+#ifdef RINGSOCK_FAULT_INJECTION
+  testing::fault_plan* faults_ = nullptr;
+#endif
 
   friend class work_guard;
 };
 
 // ---- inline hot path ----
 
+#ifdef RINGSOCK_FAULT_INJECTION
+inline void io_context::before_submit() noexcept {
+  if (faults_) faults_->before_submit(ring_);
+}
+#else
+inline void io_context::before_submit() noexcept {}
+#endif
+
 inline io_uring_sqe* io_context::acquire_sqes(unsigned n) {
   check_thread();
+#ifdef RINGSOCK_FAULT_INJECTION
+  if (faults_) faults_->before_acquire(ring_);
+#endif
   // A linked pair must go to the kernel in one submission, so make room for all of it first.
   while (io_uring_sq_space_left(&ring_) < n) {
+    before_submit();
     int r = io_uring_submit(&ring_);
     ++stats_.enter_calls;
     if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
