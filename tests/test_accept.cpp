@@ -2,12 +2,20 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
 #include <vector>
 
+#include "load_support.hpp"
 #include "support.hpp"
 
 namespace rstest {
@@ -169,6 +177,46 @@ task<void> emfile_recovers(io_context&, socket& listener, endpoint ep, std::vect
   ::close(c1);
 }
 
+
+// The server half of the accept storm, run in a child process whose descriptor limit leaves room
+// for `room` connections: serves until `expect` connections came and went, then reports.
+struct storm_report {
+  std::size_t accepted = 0, emfile = 0, live_max = 0;
+};
+
+task<void> storm_server(io_context& ctx, socket& listener, std::size_t expect, storm_report& rep) {
+  test::server_log log;
+  ctx.spawn(test::logged_accept_loop(ctx, listener, log));
+  while (log.accepted < expect || log.live_sessions() > 0) {
+    rep.live_max = std::max(rep.live_max, log.live_sessions());
+    co_await sleep_for(ctx, 1ms);
+  }
+  rep.accepted = log.accepted;
+  rep.emfile = log.accept_errors_of(std::errc::too_many_files_open);
+  listener.close();
+}
+
+[[noreturn]] void storm_child(int report_fd, std::size_t room, std::size_t expect) {
+  int rc = 1;
+  try {
+    io_context ctx;
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4), 1024);
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = test::open_fds() - 1 + room;  // open_fds() counts its own directory fd
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) ::_exit(2);
+    const int port = listener.local_endpoint().port();
+    if (::write(report_fd, &port, sizeof port) != sizeof port) ::_exit(3);
+    storm_report rep;
+    ctx.block_on(storm_server(ctx, listener, expect, rep));
+    ctx.run();
+    rc = ::write(report_fd, &rep, sizeof rep) == sizeof rep ? 0 : 4;
+  } catch (...) {
+    rc = 5;
+  }
+  ::_exit(rc);
+}
+
 }  // namespace
 
 TEST_SUITE("accept") {
@@ -294,6 +342,62 @@ TEST_SUITE("accept") {
     std::size_t before = test::open_fds();
     ctx.block_on(cycles(ctx, listener));
     CHECK(test::open_fds() == before);
+  }
+
+  TEST_CASE("an accept storm under a lowered RLIMIT_NOFILE (child process): real EMFILE, all served") {
+    constexpr std::size_t room = 12, storm = 80;
+    int pipefd[2];
+    REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(pipefd[0]);
+      storm_child(pipefd[1], room, storm);
+    }
+    ::close(pipefd[1]);
+    int port = 0;
+    REQUIRE(::read(pipefd[0], &port, sizeof port) == sizeof port);
+    endpoint ep = endpoint::parse("127.0.0.1:" + std::to_string(port));
+    // The storm: every client connects at once (the kernel's backlog takes them), far more than
+    // the server has descriptors for. Then each, in order, is echoed and leaves.
+    std::vector<int> clients;
+    for (std::size_t i = 0; i < storm; ++i) {
+      int fd = test::blocking_connect(ep);
+      REQUIRE(fd >= 0);
+      timeval tv{10, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      clients.push_back(fd);
+    }
+    std::size_t echoed = 0;
+    for (int fd : clients) {
+      char out[64], in[64];
+      std::snprintf(out, sizeof out, "client %d says hello", fd);
+      const std::size_t n = std::strlen(out);
+      std::size_t got = 0;
+      if (::send(fd, out, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n)) {
+        while (got < n) {
+          ssize_t r = ::recv(fd, in + got, n - got, 0);
+          if (r <= 0) break;
+          got += static_cast<std::size_t>(r);
+        }
+      }
+      echoed += got == n && std::memcmp(in, out, n) == 0;
+      ::close(fd);
+    }
+    storm_report rep;
+    const bool reported = ::read(pipefd[0], &rep, sizeof rep) == sizeof rep;
+    ::close(pipefd[0]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    REQUIRE(reported);
+    CHECK(echoed == storm);           // every client of the storm was served
+    CHECK(rep.accepted == storm);
+    CHECK(rep.emfile >= 1);           // the limit was really hit ...
+    CHECK(rep.live_max <= room);      // ... and the server never held more than it had room for
+    MESSAGE("storm of " << storm << " clients, room for " << room << ": " << rep.emfile
+                        << " EMFILE reports, at most " << rep.live_max << " sessions at once");
   }
 }
 
