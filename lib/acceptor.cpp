@@ -118,7 +118,7 @@ void acceptor::arm() noexcept {
 // Keep one accept armed while the queue has room: connections then wait in our queue, ready to
 // be taken inline. A full queue stops it and leaves the rest in the kernel's backlog.
 void acceptor::maybe_arm() noexcept {
-  if (closing_ || fatal_ || in_kernel_ || backing_off_ || ctx_.draining()) return;
+  if (stopped_ || fatal_ || in_kernel_ || backing_off_ || ctx_.draining()) return;
   if (count_ > capacity_ / 2) return;
   if (!multishot_ && !waiters_ && count_ > 0) return;
   arm();
@@ -144,7 +144,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
     a.in_kernel_ = false;
   }
   ++a.in_handler_;
-  if (a.closing_ || a.ctx_.draining()) {
+  if (a.stopped_ || a.ctx_.draining()) {
     if (res >= 0) ::close(res);  // a late CQE can still carry a new connection
   } else if (res >= 0) {
     a.accepted_any_ = true;
@@ -182,7 +182,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
         all = w->next_;
         if (w->report_errors_)
           a.deliver(*w, res);  // the resumed loop may accept again, or close the listener
-        else if (a.closing_)
+        else if (a.stopped_)
           a.ctx_.defer(&acceptor::deliver_cancelled, w);
         else
           a.push_waiter(*w);
@@ -238,7 +238,7 @@ bool acceptor::start(io_request& r, const io_options& o) {
   r.fd_ = -1;
   r.second_round_ = false;
   r.source_ = nullptr;
-  if (fatal_ || o.stop.stop_requested()) {
+  if (fatal_ || stopped_ || o.stop.stop_requested()) {
     r.res_ = fatal_ ? fatal_ : -ECANCELED;
     ctx_.end(r);
     ctx_.count_inline();
@@ -329,6 +329,13 @@ void acceptor::deliver_cancelled(void* p) noexcept {
 
 void acceptor::close() noexcept {
   closing_ = true;
+  stop_accepting();
+  maybe_free();
+}
+
+void acceptor::stop_accepting() noexcept {
+  if (stopped_) return;
+  stopped_ = true;
   ::shutdown(fd_, SHUT_RDWR);  // refuse new connections now, before the cancel is even seen
   io_request* all = take_waiters();
   while (io_request* w = all) {
@@ -340,7 +347,6 @@ void acceptor::close() noexcept {
     if (in_kernel_) ctx_.prep_cancel(&accept_);
     if (backing_off_) ctx_.prep_cancel(&backoff_);
   }
-  maybe_free();
 }
 
 }  // namespace ringsock::detail

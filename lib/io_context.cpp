@@ -99,10 +99,7 @@ io_context::~io_context() {
 // destroy the frames. While draining, completions record results but resume nobody.
 void io_context::shutdown() noexcept {
   draining_ = true;
-  if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
-    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, 0);
-  }
+  prep_cancel_all();
   flush();
   // Bounded: an accounting bug must not hang a destructor forever.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -112,12 +109,7 @@ void io_context::shutdown() noexcept {
     before_submit();
     io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
     reap();
-    if (inflight_ > 0) {
-      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {  // re-armed meanwhile? cancel again
-        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data64(sqe, 0);
-      }
-    }
+    if (inflight_ > 0) prep_cancel_all();  // re-armed meanwhile? cancel again
   }
   // Accepts waiting in a listener's queue are not in the kernel: abandon them. Each abandon may
   // release the last owner of a listener (freeing it), so look the list up again every time.
@@ -189,6 +181,9 @@ void io_context::report_exception(std::exception_ptr e) noexcept {
   }
   try {
     std::rethrow_exception(e);
+  } catch (const socket_error&) {
+    ++stats_.tasks_ended_by_io_error;  // that task's connection failed: nothing else did
+    return;
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "ringsock: exception escaped a spawned task: %s\n", ex.what());
   } catch (...) {
@@ -355,6 +350,72 @@ void io_context::pump(bool may_block) {
   ++stats_.enter_calls;
   if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
   reap();
+}
+
+void io_context::pump_for(std::chrono::nanoseconds limit) {
+  if (ready_head_ < ready_.size() || limit.count() <= 0) {
+    pump(false);
+    return;
+  }
+  __kernel_timespec ts = detail::to_timespec(limit.count());
+  io_uring_cqe* cqe = nullptr;
+  before_submit();
+  int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  ++stats_.enter_calls;
+  if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+  reap();
+}
+
+bool io_context::busy() const noexcept {
+  return live_tasks_ > 0 || outstanding_ > 0 || ready_head_ < ready_.size() ||
+         has_cross_.load(std::memory_order_acquire);
+}
+
+shutdown_report io_context::shutdown_gracefully(std::chrono::milliseconds grace) {
+  check_thread();
+  if (in_loop_)
+    throw std::logic_error("ringsock: io_context::shutdown_gracefully called from inside the loop");
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  shutdown_report rep;
+  for (detail::acceptor* a : acceptors_) a->stop_accepting();  // frees nothing: sockets own them
+  in_loop_ = true;
+  struct loop_exit {  // the loop state is restored even when a callback throws
+    io_context* c;
+    ~loop_exit() {
+      c->in_loop_ = false;
+      c->flush();
+    }
+  } restore{this};
+  auto run_for = [&](clock::time_point until, bool cancelling) {
+    for (;;) {
+      if (cancelling && outstanding_ > 0) prep_cancel_all();
+      run_ready();
+      if (!busy()) return true;
+      const auto now = clock::now();
+      if (now >= until) return false;
+      // While cancelling, a task may start new operations after each cancellation: look often.
+      auto wait = until - now;
+      if (cancelling) wait = std::min<clock::duration>(wait, std::chrono::milliseconds(10));
+      pump_for(wait);
+    }
+  };
+  rep.finished_in_time = run_for(start + grace, false);
+  if (!rep.finished_in_time) {
+    rep.tasks_at_deadline = live_tasks_;
+    rep.ops_at_deadline = outstanding_;
+    run_for(clock::now() + grace, true);
+    rep.tasks_left = live_tasks_;
+  }
+  rep.took = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start);
+  return rep;
+}
+
+void io_context::prep_cancel_all() noexcept {
+  // Everything in the kernel (the wake read too: it is re-armed by its handler).
+  io_uring_sqe* sqe = acquire_sqes(1);
+  io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(sqe, 0);
 }
 
 void io_context::flush() noexcept {

@@ -109,6 +109,7 @@ void client_thread(const endpoint& ep, const load_shape& shape, int index,
       continue;
     }
     bool ok = true, bad = false;
+    int echoed = 0;
     for (int m = 0; m < shape.messages && ok; ++m) {
       const std::size_t n = size(rng);
       for (std::size_t i = 0; i < n; ++i) msg[i] = static_cast<std::byte>(rng());
@@ -118,6 +119,7 @@ void client_thread(const endpoint& ep, const load_shape& shape, int index,
       }
       if (std::equal(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(n), back.begin())) {
         ++out.messages;
+        ++echoed;
         out.bytes += n;
       } else {
         bad = true;
@@ -134,9 +136,10 @@ void client_thread(const endpoint& ep, const load_shape& shape, int index,
       else if (r > 0)
         bad = true;  // bytes nobody sent
       else
-        ++out.affected;
+        ++out.affected, ++out.affected_after_echo;
     } else if (!bad) {
       ++out.affected;
+      if (echoed > 0) ++out.affected_after_echo;
     }
     if (bad) ++out.corrupt;
     ::close(fd);
@@ -175,6 +178,7 @@ load_result run_clients(const endpoint& ep, const load_shape& shape,
     sum.connections += p.connections;
     sum.completed += p.completed;
     sum.affected += p.affected;
+    sum.affected_after_echo += p.affected_after_echo;
     sum.refused += p.refused;
     sum.corrupt += p.corrupt;
     sum.messages += p.messages;

@@ -36,6 +36,7 @@ struct load_result {
   std::size_t connections = 0;
   std::size_t completed = 0;  // every message came back, byte for byte
   std::size_t affected = 0;   // the connection failed or ended early (nothing wrong came back)
+  std::size_t affected_after_echo = 0;  // ... of them, after at least one message came back
   std::size_t refused = 0;    // connect failed
   std::size_t corrupt = 0;    // a byte came back wrong: never acceptable
   std::size_t messages = 0;   // messages echoed correctly

@@ -256,6 +256,28 @@ TEST_SUITE("socket") {
     ctx.block_on(run(ctx, l));
   }
 
+  TEST_CASE("a plain-form session a reset ends (socket_error escapes the task) costs only itself") {
+    io_context ctx;  // the default exception handler: no handler set
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    auto run = [](io_context& ctx, socket& l) -> task<void> {
+      int rude = test::blocking_connect(l.local_endpoint());
+      ctx.spawn(test::echo_session(co_await l.accept_async()));  // catches nothing
+      std::string part(1000, 'r');
+      ::send(rude, part.data(), part.size(), 0);
+      co_await sleep_for(ctx, 10ms);
+      linger lg{1, 0};
+      ::setsockopt(rude, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      ::close(rude);  // RST while the session waits in a receive
+      co_await sleep_for(ctx, 20ms);
+      CHECK(ctx.stats().tasks_ended_by_io_error == 1);
+      ctx.spawn(test::echo_server(ctx, l, 1));
+      std::string back = co_await test::echo_client(ctx, l.local_endpoint(), "still here");
+      CHECK(back == "still here");
+    };
+    ctx.block_on(run(ctx, l));
+    CHECK(ctx.stats().tasks_ended_by_io_error == 1);
+  }
+
   TEST_CASE("a send to a peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE") {
     io_context ctx;
     socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));

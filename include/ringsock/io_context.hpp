@@ -35,6 +35,17 @@ struct io_stats {
   std::uint64_t enter_calls = 0;         // io_uring_enter system calls made by the loop
   std::uint64_t cqes = 0;                // completions reaped
   std::uint64_t inline_completions = 0;  // operations that completed with no SQE and no suspension
+  std::uint64_t tasks_ended_by_io_error = 0;  // spawned tasks a socket_error ended (see spawn)
+};
+
+// What io_context::shutdown_gracefully found and did.
+struct shutdown_report {
+  bool finished_in_time = false;       // every task and operation ended within the grace period
+  std::size_t tasks_at_deadline = 0;   // spawned tasks still running when the grace period ended
+  std::size_t ops_at_deadline = 0;     // operations then still pending: they were cancelled
+  std::size_t tasks_left = 0;          // tasks that outlived the cancellation as well (destroyed
+                                       // unfinished with the context)
+  std::chrono::milliseconds took{0};
 };
 
 // What the kernel accepted at setup (probed once; fallbacks are taken silently).
@@ -96,13 +107,26 @@ class io_context {
   }
 
   // Starts a detached task on the next loop turn (never on the caller's stack). An exception
-  // escaping it goes to the exception handler (default: print and std::terminate).
+  // escaping it goes to the exception handler. The default handler ends the task quietly when
+  // the exception is a socket_error (an I/O outcome of that task's connection: a reset peer, a
+  // cancellation; counted in stats().tasks_ended_by_io_error) and prints and calls
+  // std::terminate for anything else (a bug).
   void spawn(task<void> t);
   void set_exception_handler(std::function<void(std::exception_ptr)> h);
 
   // Runs fn on the context's thread during a following loop turn; wakes a blocked run().
   // Thread-safe.
   void post(std::function<void()> fn);
+
+  // Graceful shutdown, on the owning thread and outside the loop (typically after run() returned
+  // because stop() was called):
+  //   1. every listener of this context stops accepting: new connections are refused, pending
+  //      accepts complete with operation_canceled, connections not yet claimed are closed;
+  //   2. the loop runs until every spawned task and operation has ended, for at most `grace`;
+  //   3. what is still pending then is cancelled (operation_canceled), repeatedly, and the loop
+  //      runs until everything has ended and every CQE is reaped (at most `grace` once more).
+  // Work guards do not hold it up. Sockets stay open until their owners close them.
+  shutdown_report shutdown_gracefully(std::chrono::milliseconds grace);
 
   // Keeps run() from returning for lack of work while it lives (like asio's work guard).
   class work_guard {
@@ -141,6 +165,7 @@ class io_context {
   // Fire-and-forget SQEs whose CQE is ignored (user_data 0).
   void prep_cancel(const void* target) noexcept;
   void prep_cancel_fd(int fd) noexcept;
+  void prep_cancel_all() noexcept;
   void prep_close(int fd) noexcept;
   // Expect `n` more CQEs that refer to live memory (the destructor drains them).
   void note_armed(unsigned n = 1) noexcept { inflight_ += n; }
@@ -190,6 +215,10 @@ class io_context {
   // one io_uring_enter that submits everything prepared and, when nothing is ready, waits.
   void run_ready();
   void pump(bool may_block);
+  // One loop turn that waits for at most `limit` when nothing is ready.
+  void pump_for(std::chrono::nanoseconds limit);
+  // Tasks, operations or ready work remain (work guards aside).
+  bool busy() const noexcept;
   void reap();
   void flush() noexcept;
   // Fault injection sees every SQE once, just before the kernel does (tests only).

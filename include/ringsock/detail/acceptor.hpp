@@ -33,6 +33,9 @@ class acceptor {
   // waiters complete with ECANCELED on a following loop turn, unclaimed connections are closed.
   // The acceptor frees itself, and releases the fd number, after its last CQE.
   void close() noexcept;
+  // Graceful shutdown: the same, except that the listening socket keeps its descriptor (and this
+  // object) until it is closed; accepts started later complete inline with ECANCELED.
+  void stop_accepting() noexcept;
 
   // The context is being destroyed: waiters complete with ECANCELED and are resumed by nobody.
   bool has_waiters() const noexcept { return waiters_ != nullptr; }
@@ -85,7 +88,8 @@ class acceptor {
   bool backing_off_ = false;
   bool multishot_ = true;     // falls back to single-shot where the kernel refuses it
   bool accepted_any_ = false;
-  bool closing_ = false;
+  bool stopped_ = false;      // no more accepting (closed, or stop_accepting)
+  bool closing_ = false;      // closed: free after the last CQE
 };
 
 }  // namespace ringsock::detail
