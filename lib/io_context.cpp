@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 
 #include "ringsock/detail/acceptor.hpp"
 #include "ringsock/error.hpp"
@@ -45,7 +46,8 @@ io_context::wake_op::wake_op(io_context* c) noexcept : operation(&io_context::on
 
 io_context::io_context() : io_context(params{}) {}
 
-io_context::io_context(const params& p) : owner_(std::this_thread::get_id()), wake_(this) {
+io_context::io_context(const params& p)
+    : owner_(std::this_thread::get_id()), wake_(this), max_posted_(p.max_posted) {
   spawned_.next = spawned_.prev = &spawned_;
   setup(p);
   // Blocking on purpose: io_uring answers a read on an O_NONBLOCK file with -EAGAIN instead of
@@ -219,6 +221,9 @@ void io_context::unlink_spawned(spawned_link& l) noexcept {
 void io_context::post(std::function<void()> fn) {
   {
     std::lock_guard lock(cross_mutex_);
+    if (posted_.size() >= max_posted_)
+      throw queue_full_error("ringsock: io_context::post: the posted-work queue is full (" +
+                             std::to_string(max_posted_) + " items); the loop is not keeping up");
     posted_.push_back(std::move(fn));
     has_cross_.store(true, std::memory_order_release);
   }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 
@@ -53,6 +54,32 @@ TEST_SUITE("io_context") {
     CHECK(ran);
     CHECK(ran_on == std::this_thread::get_id());
     CHECK(std::chrono::steady_clock::now() - t0 >= 45ms);
+  }
+
+  TEST_CASE("posted work is bounded: past max_posted, post throws queue_full_error, loses nothing") {
+    io_context::params p;
+    p.max_posted = 100;
+    io_context ctx(p);
+    std::vector<int> order;
+    int refused = 0;
+    std::thread producer([&] {
+      for (int i = 0; i < 150; ++i) {
+        try {
+          ctx.post([&order, i] { order.push_back(i); });
+        } catch (const queue_full_error& e) {
+          ++refused;
+          CHECK(std::strstr(e.what(), "100 items") != nullptr);
+        }
+      }
+    });
+    producer.join();  // the loop was not running: the queue filled up
+    CHECK(refused == 50);
+    ctx.run();        // runs what was queued, in order, and returns (no other work)
+    REQUIRE(order.size() == 100);
+    for (int i = 0; i < 100; ++i) CHECK(order[static_cast<std::size_t>(i)] == i);
+    ctx.post([&order] { order.push_back(1000); });  // room again once the loop drained it
+    ctx.run();
+    CHECK(order.back() == 1000);
   }
 
   TEST_CASE("stop() from another thread ends run()") {

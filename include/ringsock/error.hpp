@@ -46,6 +46,12 @@ class args_in_use_error : public misuse_error {
   explicit args_in_use_error(const char* op);
 };
 
+// A bounded queue is full (io_context::post when the loop does not keep up); nothing was queued.
+class queue_full_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // An errno as a std::error_code (system category, so it compares equal to std::errc values).
 inline std::error_code make_error_code_from_errno(int err) noexcept {
   return {err, std::system_category()};

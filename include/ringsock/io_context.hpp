@@ -72,6 +72,7 @@ class io_context {
   struct params {
     unsigned sq_entries = 256;
     unsigned cq_entries = 8192;  // keep above the number of operations in flight
+    std::size_t max_posted = 65536;  // post() items waiting for the loop, at most
   };
 
   // Throws ring_setup_error (with the cause and the remedy in what()) when io_uring is
@@ -115,7 +116,8 @@ class io_context {
   void set_exception_handler(std::function<void(std::exception_ptr)> h);
 
   // Runs fn on the context's thread during a following loop turn; wakes a blocked run().
-  // Thread-safe.
+  // Thread-safe. Throws queue_full_error (and queues nothing) when params::max_posted items are
+  // already waiting: a producer faster than the loop gets backpressure, not unbounded memory.
   void post(std::function<void()> fn);
 
   // Graceful shutdown, on the owning thread and outside the loop (typically after run() returned
@@ -252,6 +254,7 @@ class io_context {
   std::mutex cross_mutex_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::function<void()>> posted_swap_;
+  std::size_t max_posted_;
   detail::io_request* cancels_ = nullptr;  // cross-thread stop requests, under cross_mutex_
   std::atomic<bool> has_cross_{false};
 #ifdef RINGSOCK_FAULT_INJECTION
