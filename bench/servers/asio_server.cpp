@@ -43,7 +43,11 @@ static awaitable<void> http(tcp::socket s) {
         }
         co_await asio::async_write(s, asio::buffer(http_ok, sizeof http_ok - 1), use_awaitable);
       }
-      if (len >= HTTP_MAX_HEADER) co_return;
+      if (len >= HTTP_MAX_HEADER) {  // headers too long: answer 431, then close
+        co_await asio::async_write(s, asio::buffer(http_431, sizeof http_431 - 1), use_awaitable);
+        s.shutdown(tcp::socket::shutdown_send);
+        co_return;
+      }
     }
   } catch (const std::exception&) {
   }

@@ -67,7 +67,14 @@ static int http_answer(struct conn* c) {
       return 0;
     }
   }
-  return c->in_len >= HTTP_MAX_HEADER ? -1 : 0;
+  if (c->in_len >= HTTP_MAX_HEADER) {  // headers too long: answer 431, then close
+    if (c->pending_off + c->pending_len + sizeof http_431 - 1 > BUF) return -1;
+    memcpy(c->buf + c->pending_off + c->pending_len, http_431, sizeof http_431 - 1);
+    c->pending_len += sizeof http_431 - 1;
+    c->in_len = 0;
+    c->close_after = 1;
+  }
+  return 0;
 }
 
 int main(int argc, char** argv) {

@@ -1,7 +1,8 @@
 /* The minimal HTTP/1.1 of BENCH.md's http mode, shared by the bench servers (C and C++):
  * every request (headers end at CRLFCRLF, no body) is answered with "Hello, World!";
- * keep-alive unless the request says "Connection: close". Requests whose headers exceed
- * HTTP_MAX_HEADER bytes are not answered: the server closes the connection. */
+ * keep-alive unless the request says "Connection: close". When the headers pending on a
+ * connection reach HTTP_MAX_HEADER bytes without ending, the server answers 431 (http_431) and
+ * closes the connection; nothing of the oversized request is kept. */
 #ifndef RINGSOCK_BENCH_HTTP_MIN_H
 #define RINGSOCK_BENCH_HTTP_MIN_H
 
@@ -12,6 +13,8 @@
 
 static const char http_ok[] =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+static const char http_431[] =
+    "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 static const char http_ok_close[] =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\n"
     "Hello, World!";

@@ -35,7 +35,7 @@ struct conn {
   int sending, recv_done, starved;
   // http mode
   unsigned responses;    // keep-alive answers still to send
-  int close_response;    // then one "Connection: close" answer, then shutdown
+  int close_response;    // then one last answer (1: "Connection: close", 2: 431), then shutdown
   size_t resp_off;       // progress in the answer being sent
   size_t in_len;
   char in[2 * HTTP_MAX_HEADER];
@@ -100,9 +100,17 @@ static void start_send(int fd, struct conn* c) {
   c->sending = 1;
 }
 
+// The answer being sent: a keep-alive one while any are owed, then the last one.
+static const char* http_answer_of(const struct conn* c, size_t* n) {
+  if (c->responses) { *n = sizeof http_ok - 1; return http_ok; }
+  if (c->close_response == 2) { *n = sizeof http_431 - 1; return http_431; }
+  *n = sizeof http_ok_close - 1;
+  return http_ok_close;
+}
+
 static void http_send(int fd, struct conn* c) {
-  const char* r = c->responses ? http_ok : http_ok_close;
-  size_t n = c->responses ? sizeof http_ok - 1 : sizeof http_ok_close - 1;
+  size_t n;
+  const char* r = http_answer_of(c, &n);
   struct io_uring_sqe* s = sqe_get();
   io_uring_prep_send(s, fd, r + c->resp_off, n - c->resp_off, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(s, ((unsigned long long)fd << 8) | OP_SEND);
@@ -123,10 +131,11 @@ static void http_receive(int fd, struct conn* c, unsigned short bid, int len) {
     memmove(c->in, c->in + end, c->in_len - end);
     c->in_len -= end;
   }
-  if (c->in_len >= HTTP_MAX_HEADER) {  // headers too long: no answer, close
-    shutdown(fd, SHUT_RDWR);
-    return;
+  if (!c->close_response && c->in_len >= HTTP_MAX_HEADER) {  // headers too long: 431, close
+    c->close_response = 2;
+    c->in_len = 0;
   }
+  if (c->close_response) c->in_len = 0;  // nothing after the last answer is read
   if (!c->sending && (c->responses || c->close_response)) http_send(fd, c);
 }
 
@@ -224,7 +233,8 @@ int main(int argc, char** argv) {
           continue;
         }
         if (http_mode) {
-          size_t n = c->responses ? sizeof http_ok - 1 : sizeof http_ok_close - 1;
+          size_t n;
+          http_answer_of(c, &n);
           c->resp_off += (size_t)res;
           if (c->resp_off < n) { http_send(fd, c); continue; }
           c->resp_off = 0;

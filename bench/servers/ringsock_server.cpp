@@ -40,7 +40,11 @@ task<void> http(socket s) {
       }
       co_await s.send_all_async(std::as_bytes(std::span(http_ok, sizeof http_ok - 1)));
     }
-    if (len >= HTTP_MAX_HEADER) co_return;  // headers too long: close
+    if (len >= HTTP_MAX_HEADER) {  // headers too long: answer 431, then close
+      co_await s.send_all_async(std::as_bytes(std::span(http_431, sizeof http_431 - 1)));
+      s.shutdown(shutdown_how::send);
+      co_return;
+    }
   }
 }
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""The bench HTTP servers (bench/servers/http_min.h) cap request headers at 8 KiB.
+
+For the server binary given as argv[1] (started as `SERVER http 0`, which prints `PORT n`):
+  1. a normal request is answered 200;
+  2. 9,000 header bytes with no end: the answer is 431 and the connection is closed;
+  3. a 256 KiB flood with no end: the connection ends (431 or reset), never a 200;
+  4. the server still answers a normal request afterwards.
+Every socket has a 5 s timeout; the server is stopped by its PID at the end."""
+import socket
+import subprocess
+import sys
+
+REQ = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.settimeout(5)
+    return s
+
+
+def read_all(s):
+    """Everything until end of stream; (data, how it ended)."""
+    data = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return data, "eof"
+            data += b
+    except ConnectionResetError:
+        return data, "reset"
+    except socket.timeout:
+        return data, "timeout"
+
+
+def normal_request(port):
+    with connect(port) as s:
+        s.sendall(REQ)
+        got = b""
+        while b"Hello, World!" not in got:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+        return got.startswith(b"HTTP/1.1 200")
+
+
+def main():
+    server = sys.argv[1]
+    proc = subprocess.Popen([server, "http", "0"], stdout=subprocess.PIPE, text=True)
+    failures = []
+    try:
+        line = proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            print(f"{server}: no PORT line")
+            return 1
+        port = int(line[1])
+        if not normal_request(port):
+            failures.append("1: a normal request was not answered 200")
+
+        with connect(port) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000)
+            data, how = read_all(s)
+            if not data.startswith(b"HTTP/1.1 431") or how != "eof":
+                failures.append(f"2: 9,000 header bytes: got {data[:40]!r}, ended by {how}")
+
+        with connect(port) as s:
+            try:
+                s.sendall(b"GET / HTTP/1.1\r\nX-Flood: " + b"f" * (256 * 1024))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server closed before taking it all: expected
+            data, how = read_all(s)
+            if b"200" in data or how == "timeout":
+                failures.append(f"3: a flood: got {data[:40]!r}, ended by {how}")
+            elif not data.startswith(b"HTTP/1.1 431"):
+                print(f"{server}: 3: the flood ended by {how} before the 431 was read (allowed)")
+
+        if not normal_request(port):
+            failures.append("4: the server did not answer after the oversized requests")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for f in failures:
+        print(f"{server}: FAILED {f}")
+    if not failures:
+        print(f"{server}: 200, 431 + close, flood closed, still serving")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
