@@ -266,12 +266,21 @@ bool acceptor::start(io_request& r, const io_options& o) {
 void acceptor::first_receive(io_request& r, int fd) noexcept {
   r.fd_ = fd;
   r.second_round_ = true;
-  r.complete_ = &io_request::on_cqe;
+  r.complete_ = &acceptor::on_first_receive;
   io_uring_sqe* sqe = ctx_.acquire_sqes(1);
   io_uring_prep_recv(sqe, fd, r.buf_.data(), r.buf_.size(), 0);
   io_uring_sqe_set_data(sqe, &r);
   ctx_.note_armed();
   if (r.cancelled_) ctx_.prep_cancel(&r);
+}
+
+// The first block arrived (or the receive failed): the accept's timer has nothing left to guard.
+void acceptor::on_first_receive(operation* op, int res, std::uint32_t) noexcept {
+  auto& r = *static_cast<io_request*>(op);
+  r.complete_ = &io_request::on_cqe;  // the request may be reused for other operations
+  r.res_ = res;
+  remove_timer(r);
+  r.settle();
 }
 
 void acceptor::deliver(io_request& r, int res) noexcept {

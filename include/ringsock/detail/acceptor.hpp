@@ -54,6 +54,7 @@ class acceptor {
   static void on_accept(operation* op, int res, std::uint32_t flags) noexcept;
   static void on_backoff(operation* op, int res, std::uint32_t flags) noexcept;
   static void on_wait_timer(operation* op, int res, std::uint32_t flags) noexcept;
+  static void on_first_receive(operation* op, int res, std::uint32_t flags) noexcept;
   static void on_wait_cancel(io_request* r) noexcept;
   static void deliver_cancelled(void* r) noexcept;
   static void remove_timer(io_request& r) noexcept;
