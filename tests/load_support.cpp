@@ -62,10 +62,12 @@ task<void> logged_session(ringsock::socket s, server_log& log) {
   ++log.sessions_ended;
 }
 
-// Reads exactly buf.size() bytes; false on end of stream, error or timeout.
-bool read_exactly(int fd, std::byte* p, std::size_t n) {
+// Moves exactly n bytes with a blocking call (recv or send), retrying EINTR; false on end of
+// stream, error or timeout.
+template <class Byte, class Call>
+bool move_exactly(Byte* p, std::size_t n, Call call) {
   while (n > 0) {
-    ssize_t r = ::recv(fd, p, n, 0);
+    ssize_t r = call(p, n);
     if (r <= 0) {
       if (r < 0 && errno == EINTR) continue;
       return false;
@@ -76,17 +78,13 @@ bool read_exactly(int fd, std::byte* p, std::size_t n) {
   return true;
 }
 
+bool read_exactly(int fd, std::byte* p, std::size_t n) {
+  return move_exactly(p, n, [fd](std::byte* b, std::size_t k) { return ::recv(fd, b, k, 0); });
+}
+
 bool write_all(int fd, const std::byte* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t r = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      return false;
-    }
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
+  return move_exactly(
+      p, n, [fd](const std::byte* b, std::size_t k) { return ::send(fd, b, k, MSG_NOSIGNAL); });
 }
 
 void client_thread(const endpoint& ep, const load_shape& shape, int index,
