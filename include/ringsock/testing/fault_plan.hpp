@@ -59,7 +59,7 @@ class fault_plan {
   // ---- called by the ring layer ----
   // Rewrites the SQEs prepared since the last submission.
   void before_submit(io_uring& ring) noexcept;
-  // An operation asks for `n` SQEs: maybe fill the SQ first.
+  // An operation asks for SQEs: maybe fill the SQ first.
   void before_acquire(io_uring& ring) noexcept;
 
  private:
