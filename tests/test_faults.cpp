@@ -5,9 +5,16 @@
 // operation is left (LeakSanitizer checks the memory).
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cerrno>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
 
+#include "compat_support.hpp"
 #include "load_support.hpp"
+#include "ringsock/compat.hpp"
 #include "ringsock/testing/fault_plan.hpp"
 #include "support.hpp"
 
@@ -55,6 +62,143 @@ void check_invariants(const fault_run& r) {
   CHECK(r.fds_after == r.fds_before);
   MESSAGE("connections " << r.load.connections << ", completed " << r.load.completed
                          << ", affected " << r.load.affected << ", bytes echoed " << r.load.bytes);
+}
+
+
+// The same echo server in the .NET shape (ringsock::compat): SocketAsyncEventArgs, Completed,
+// and the classic "while (!XAsync(e)) Process(e)" loops. Errors are recorded as SocketError.
+class compat_echo {
+ public:
+  using SocketError = compat::SocketError;
+  std::map<SocketError, std::size_t> accept_errors, session_errors;
+  std::size_t accepted = 0, ended = 0, receive_retries = 0;
+  bool accept_ended = false;
+
+  explicit compat_echo(io_context& ctx) : listener_(ctest::listener(ctx)) {
+    accept_.Completed += [this](compat::Socket&, compat::SocketAsyncEventArgs&) {
+      if (accepted_one()) accept_loop();
+    };
+  }
+  endpoint local() const { return ctest::endpoint_of(listener_); }
+  void start() { accept_loop(); }
+  void close() { listener_->Close(); }
+
+ private:
+  struct session {
+    std::shared_ptr<compat::Socket> s;
+    compat::SocketAsyncEventArgs rx, tx;
+    std::array<std::byte, 4096> buf{};
+  };
+
+  void accept_loop() {
+    for (;;) {
+      accept_.AcceptSocket(nullptr);
+      if (listener_->AcceptAsync(accept_)) return;  // Completed comes later
+      if (!accepted_one()) return;
+    }
+  }
+  bool accepted_one() {  // false: stop accepting
+    if (accept_.SocketError() != SocketError::Success) {
+      if (accept_.SocketError() == SocketError::OperationAborted) {
+        accept_ended = true;  // the listener was closed
+        return false;
+      }
+      ++accept_errors[accept_.SocketError()];
+      return true;
+    }
+    ++accepted;
+    auto& x = *sessions_.emplace_back(std::make_unique<session>());
+    x.s = accept_.AcceptSocket();
+    x.s->NoDelay(true);  // an echo split in two must not wait for the client's delayed ACK
+    x.rx.SetBuffer(x.buf, 0, static_cast<int>(x.buf.size()));
+    x.tx.SetBuffer(x.buf, 0, 0);
+    x.rx.Completed += [this, &x](compat::Socket&, compat::SocketAsyncEventArgs&) {
+      if (received(x)) serve(x);
+    };
+    x.tx.Completed += [this, &x](compat::Socket&, compat::SocketAsyncEventArgs&) {
+      if (sent(x)) serve(x);
+    };
+    serve(x);
+    return true;
+  }
+  void serve(session& x) {
+    for (;;) {
+      x.rx.SetBuffer(0, static_cast<int>(x.buf.size()));
+      if (x.s->ReceiveAsync(x.rx)) return;
+      if (!received(x)) return;
+    }
+  }
+  bool received(session& x) {  // true: receive again now
+    if (x.rx.SocketError() == SocketError::NoBufferSpaceAvailable) {
+      ++session_errors[SocketError::NoBufferSpaceAvailable];
+      ++receive_retries;
+      return true;  // nothing was read: the connection is intact
+    }
+    if (x.rx.SocketError() != SocketError::Success) return end(x, x.rx.SocketError());
+    if (x.rx.BytesTransferred() == 0) return end(x, SocketError::Success);
+    x.tx.SetBuffer(0, x.rx.BytesTransferred());
+    if (x.s->SendAsync(x.tx)) return false;
+    return sent(x);
+  }
+  bool sent(session& x) {
+    if (x.tx.SocketError() != SocketError::Success) return end(x, x.tx.SocketError());
+    return true;
+  }
+  bool end(session& x, SocketError e) {
+    if (e != SocketError::Success) ++session_errors[e];
+    x.s->Close();
+    ++ended;
+    return false;
+  }
+
+  std::shared_ptr<compat::Socket> listener_;
+  compat::SocketAsyncEventArgs accept_;
+  std::vector<std::unique_ptr<session>> sessions_;
+};
+
+// A compat run: the shared counts in `base` (its server_log filled from the compat server), the
+// SocketError values apart.
+struct compat_run {
+  fault_run base;
+  std::map<compat::SocketError, std::size_t> accept_errors, session_errors;
+  std::size_t receive_retries = 0;
+  std::size_t session_errors_of(compat::SocketError e) const {
+    auto it = session_errors.find(e);
+    return it == session_errors.end() ? 0 : it->second;
+  }
+};
+
+compat_run serve_compat_under(fault_plan& plan) {
+  compat_run out;
+  out.base.fds_before = test::open_fds();
+  {
+    io_context ctx;
+    {
+      compat_echo server(ctx);
+      const endpoint ep = server.local();
+      testing::fault_scope scope(ctx, plan);
+      server.start();
+      std::atomic<bool> done{false};
+      std::thread clients([&] {
+        out.base.load = test::run_clients(ep, test::load_shape{});
+        done.store(true);
+      });
+      test::run_until_flag(ctx, done);
+      clients.join();
+      server.close();
+      ctest::drive(ctx, [&] { return server.accept_ended && server.ended == server.accepted; });
+      out.base.log.accepted = server.accepted;
+      out.base.log.sessions_ended = server.ended;
+      if (server.accept_ended) out.base.log.accept_end = std::make_error_code(std::errc::operation_canceled);
+      out.accept_errors = server.accept_errors;
+      out.session_errors = server.session_errors;
+      out.receive_retries = server.receive_retries;
+    }
+    ctest::settle(ctx);  // the closes go out
+    out.base.pending_after = ctx.pending_operations();
+  }
+  out.base.fds_after = test::open_fds();
+  return out;
 }
 
 }  // namespace
@@ -174,6 +318,55 @@ TEST_SUITE("faults") {
     CHECK(r.log.session_errors_of(std::errc::connection_reset) == 4);
     CHECK(r.log.session_errors_of(std::errc::broken_pipe) == 3);
     CHECK(r.load.affected <= 7);
+  }
+
+  TEST_CASE("compat: accept EMFILE completes AcceptAsync with TooManyOpenSockets; nothing lost") {
+    fault_plan plan;
+    plan.fail(fault_target::accept, EMFILE, {0, 1, 3});
+    compat_run r = serve_compat_under(plan);
+    check_invariants(r.base);
+    CHECK(plan.injected(0) == 3);
+    CHECK(r.accept_errors[compat::SocketError::TooManyOpenSockets] == 3);
+    CHECK(r.base.load.completed == r.base.load.connections);
+  }
+
+  TEST_CASE("compat: receive ECONNRESET is SocketError.ConnectionReset on that session only") {
+    fault_plan plan;
+    plan.fail(fault_target::receive, ECONNRESET, {20, 37, 6});
+    compat_run r = serve_compat_under(plan);
+    check_invariants(r.base);
+    CHECK(plan.injected(0) == 6);
+    CHECK(r.session_errors_of(compat::SocketError::ConnectionReset) == 6);
+    CHECK(r.base.load.affected <= 6);
+  }
+
+  TEST_CASE("compat: receive ENOBUFS is NoBufferSpaceAvailable; a retry loses nothing") {
+    fault_plan plan;
+    plan.fail(fault_target::receive, ENOBUFS, {10, 23, 6});
+    compat_run r = serve_compat_under(plan);
+    check_invariants(r.base);
+    CHECK(r.receive_retries == 6);
+    CHECK(r.base.load.completed == r.base.load.connections);
+  }
+
+  TEST_CASE("compat: short writes: SendAsync on a stream completes only when every byte went") {
+    fault_plan plan;
+    plan.short_write({5, 3, 50});
+    compat_run r = serve_compat_under(plan);
+    check_invariants(r.base);
+    CHECK(plan.injected(0) == 50);
+    CHECK(r.session_errors.empty());
+    CHECK(r.base.load.completed == r.base.load.connections);
+  }
+
+  TEST_CASE("compat: send EPIPE is SocketError.Shutdown on that session only") {
+    fault_plan plan;
+    plan.fail(fault_target::send, EPIPE, {15, 41, 6});
+    compat_run r = serve_compat_under(plan);
+    check_invariants(r.base);
+    CHECK(plan.injected(0) == 6);
+    CHECK(r.session_errors_of(compat::SocketError::Shutdown) == 6);
+    CHECK(r.base.load.affected == 6);
   }
 }
 
