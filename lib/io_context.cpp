@@ -351,9 +351,7 @@ void io_context::pump(bool may_block) {
   const bool wait = may_block && ready_head_ == ready_.size() &&
                     !stop_requested_.load(std::memory_order_relaxed);
   before_submit();
-  int r = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_);
-  ++stats_.enter_calls;
-  if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+  note_enter(wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_));
   reap();
 }
 
@@ -365,9 +363,7 @@ void io_context::pump_for(std::chrono::nanoseconds limit) {
   __kernel_timespec ts = detail::to_timespec(limit.count());
   io_uring_cqe* cqe = nullptr;
   before_submit();
-  int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-  ++stats_.enter_calls;
-  if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+  note_enter(io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr));
   reap();
 }
 
@@ -426,9 +422,7 @@ void io_context::prep_cancel_all() noexcept {
 void io_context::flush() noexcept {
   if (io_uring_sq_ready(&ring_) == 0) return;
   before_submit();
-  int r = io_uring_submit(&ring_);
-  ++stats_.enter_calls;
-  if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+  note_enter(io_uring_submit(&ring_));
 }
 
 void io_context::reap() {

@@ -225,6 +225,11 @@ class io_context {
   void flush() noexcept;
   // Fault injection sees every SQE once, just before the kernel does (tests only).
   void before_submit() noexcept;
+  // Counts one io_uring_enter and the SQEs it took (r: its result).
+  void note_enter(int r) noexcept {
+    ++stats_.enter_calls;
+    if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+  }
   void arm_wake() noexcept;
   void drain_posted();
   void drain_cancels();
@@ -283,8 +288,7 @@ inline io_uring_sqe* io_context::acquire_sqes(unsigned n) {
   while (io_uring_sq_space_left(&ring_) < n) {
     before_submit();
     int r = io_uring_submit(&ring_);
-    ++stats_.enter_calls;
-    if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
+    note_enter(r);
     if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) std::terminate();
     if (r <= 0) reap();  // the CQ is full: make room, then try again
   }
