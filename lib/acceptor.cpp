@@ -277,7 +277,6 @@ void acceptor::first_receive(io_request& r, int fd) noexcept {
 // The first block arrived (or the receive failed): the accept's timer has nothing left to guard.
 void acceptor::on_first_receive(operation* op, int res, std::uint32_t) noexcept {
   auto& r = *static_cast<io_request*>(op);
-  r.complete_ = &io_request::on_cqe;  // the request may be reused for other operations
   r.res_ = res;
   remove_timer(r);
   r.settle();

@@ -185,11 +185,26 @@ load_result run_clients(const endpoint& ep, const load_shape& shape,
   return sum;
 }
 
-void run_until_flag(io_context& ctx, const std::atomic<bool>& done) {
-  ctx.block_on([](io_context& ctx, const std::atomic<bool>& done) -> task<void> {
-    using namespace std::chrono_literals;
-    while (!done.load()) co_await sleep_for(ctx, 1ms);
-  }(ctx, done));
+load_result load_while_serving(io_context& ctx, const endpoint& ep, const load_shape& shape) {
+  load_result result;
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    result = run_clients(ep, shape);
+    done.store(true);
+    ctx.post([] {});  // wakes the loop to look at `done`
+  });
+  ctx.run_until([&] { return done.load(); });
+  t.join();
+  return result;
+}
+
+load_result serve_while(io_context& ctx, ringsock::socket& listener, server_log& log,
+                        const load_shape& shape) {
+  ctx.spawn(logged_accept_loop(ctx, listener, log));
+  load_result result = load_while_serving(ctx, listener.local_endpoint(), shape);
+  listener.close();
+  ctx.run();  // the accept loop ends (operation_canceled), sessions end at end of stream
+  return result;
 }
 
 }  // namespace test

@@ -58,32 +58,14 @@ struct load_shape {
 load_result run_clients(const ringsock::endpoint& ep, const load_shape& shape,
                         const std::atomic<bool>* stop_early = nullptr);
 
-// Runs `ctx` (serving `listener`) while `clients` runs on another thread; when the clients are
-// done, closes the listener and runs the loop until every session has ended.
-template <class Clients>
-load_result serve_while(ringsock::io_context& ctx, ringsock::socket& listener, server_log& log,
-                        Clients&& clients);
+// Runs the clients on another thread while `ctx`'s loop runs (whatever serves them must already
+// be started); returns when they are done. The client thread wakes the loop through post().
+load_result load_while_serving(ringsock::io_context& ctx, const ringsock::endpoint& ep,
+                               const load_shape& shape);
 
-// Runs the loop until `done` is true (polled every millisecond on the ring's timer).
-void run_until_flag(ringsock::io_context& ctx, const std::atomic<bool>& done);
+// The logged echo server under a client load: accepts until the clients are done, then closes
+// the listener and runs the loop until every session has ended.
+load_result serve_while(ringsock::io_context& ctx, ringsock::socket& listener, server_log& log,
+                        const load_shape& shape);
 
 }  // namespace test
-
-#include <thread>
-
-template <class Clients>
-test::load_result test::serve_while(ringsock::io_context& ctx, ringsock::socket& listener,
-                                    server_log& log, Clients&& clients) {
-  ctx.spawn(logged_accept_loop(ctx, listener, log));
-  load_result result;
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    result = clients();
-    done.store(true);
-  });
-  run_until_flag(ctx, done);
-  t.join();
-  listener.close();
-  ctx.run();  // the accept loop ends (operation_canceled), sessions end at end of stream
-  return result;
-}

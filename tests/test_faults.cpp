@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <map>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "compat_support.hpp"
@@ -40,10 +39,8 @@ fault_run serve_under(fault_plan& plan, test::load_shape shape = {}) {
   {
     io_context ctx;
     socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
-    const endpoint ep = listener.local_endpoint();
     testing::fault_scope scope(ctx, plan);
-    out.load = test::serve_while(ctx, listener, out.log,
-                                 [&] { return test::run_clients(ep, shape); });
+    out.load = test::serve_while(ctx, listener, out.log, shape);
     out.pending_after = ctx.pending_operations();
   }
   out.fds_after = test::open_fds();
@@ -178,13 +175,7 @@ compat_run serve_compat_under(fault_plan& plan) {
       const endpoint ep = server.local();
       testing::fault_scope scope(ctx, plan);
       server.start();
-      std::atomic<bool> done{false};
-      std::thread clients([&] {
-        out.base.load = test::run_clients(ep, test::load_shape{});
-        done.store(true);
-      });
-      test::run_until_flag(ctx, done);
-      clients.join();
+      out.base.load = test::load_while_serving(ctx, ep, test::load_shape{});
       server.close();
       ctest::drive(ctx, [&] { return server.accept_ended && server.ended == server.accepted; });
       out.base.log.accepted = server.accepted;
@@ -201,15 +192,30 @@ compat_run serve_compat_under(fault_plan& plan) {
   return out;
 }
 
+// Runs the load under `plan` (core view), checks the invariants and that `hits` faults in all
+// were injected.
+fault_run expect_faults(fault_plan& plan, unsigned hits, test::load_shape shape = {}) {
+  fault_run r = serve_under(plan, shape);
+  check_invariants(r);
+  CHECK(plan.injected() == hits);
+  return r;
+}
+
+// The same through the .NET view.
+compat_run expect_compat_faults(fault_plan& plan, unsigned hits) {
+  compat_run r = serve_compat_under(plan);
+  check_invariants(r.base);
+  CHECK(plan.injected() == hits);
+  return r;
+}
+
 }  // namespace
 
 TEST_SUITE("faults") {
   TEST_CASE("accept EMFILE: reported to the waiting accept, the listener backs off and recovers") {
     fault_plan plan;
     plan.fail(fault_target::accept, EMFILE, {0, 1, 3});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 3);
+    fault_run r = expect_faults(plan, 3);
     CHECK(r.log.accept_errors_of(std::errc::too_many_files_open) == 3);
     CHECK(r.load.completed == r.load.connections);  // nothing was taken, nothing lost
   }
@@ -217,9 +223,7 @@ TEST_SUITE("faults") {
   TEST_CASE("accept ENFILE: the same as EMFILE") {
     fault_plan plan;
     plan.fail(fault_target::accept, ENFILE, {0, 1, 3});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 3);
+    fault_run r = expect_faults(plan, 3);
     CHECK(r.log.accept_errors_of(std::errc::too_many_files_open_in_system) == 3);
     CHECK(r.load.completed == r.load.connections);
   }
@@ -227,9 +231,7 @@ TEST_SUITE("faults") {
   TEST_CASE("accept ECONNABORTED: skipped without a word, the accept keeps waiting") {
     fault_plan plan;
     plan.fail(fault_target::accept, ECONNABORTED, {0, 1, 5});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 5);
+    fault_run r = expect_faults(plan, 5);
     CHECK(r.log.accept_errors.empty());
     CHECK(r.load.completed == r.load.connections);
   }
@@ -237,9 +239,7 @@ TEST_SUITE("faults") {
   TEST_CASE("a multishot accept that ends without F_MORE is re-armed") {
     fault_plan plan;
     plan.end_multishot({0, 1, 20});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 20);
+    fault_run r = expect_faults(plan, 20);
     CHECK(r.log.accept_errors.empty());
     CHECK(r.load.completed == r.load.connections);
   }
@@ -247,9 +247,7 @@ TEST_SUITE("faults") {
   TEST_CASE("receive ECONNRESET ends only the session it hits") {
     fault_plan plan;
     plan.fail(fault_target::receive, ECONNRESET, {20, 37, 6});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 6);
+    fault_run r = expect_faults(plan, 6);
     CHECK(r.log.session_errors_of(std::errc::connection_reset) == 6);
     // A reset that hit the receive after a client's last message costs that client nothing.
     CHECK(r.load.affected <= 6);
@@ -259,9 +257,7 @@ TEST_SUITE("faults") {
   TEST_CASE("receive ENOBUFS is transient: the session retries and loses nothing") {
     fault_plan plan;
     plan.fail(fault_target::receive, ENOBUFS, {10, 23, 6});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 6);
+    fault_run r = expect_faults(plan, 6);
     CHECK(r.log.session_errors_of(std::errc::no_buffer_space) == 6);
     CHECK(r.log.receive_retries == 6);
     CHECK(r.load.completed == r.load.connections);
@@ -270,9 +266,7 @@ TEST_SUITE("faults") {
   TEST_CASE("short writes: send_all sends the rest, every byte arrives once") {
     fault_plan plan;
     plan.short_write({5, 3, 50});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 50);
+    fault_run r = expect_faults(plan, 50);
     CHECK(r.log.session_errors.empty());
     CHECK(r.load.completed == r.load.connections);
   }
@@ -280,9 +274,7 @@ TEST_SUITE("faults") {
   TEST_CASE("send EPIPE ends only the session it hits; its client sees the end of stream") {
     fault_plan plan;
     plan.fail(fault_target::send, EPIPE, {15, 41, 6});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 6);
+    fault_run r = expect_faults(plan, 6);
     CHECK(r.log.session_errors_of(std::errc::broken_pipe) == 6);
     CHECK(r.load.affected == 6);  // each was waiting for the echo that failed
   }
@@ -290,9 +282,7 @@ TEST_SUITE("faults") {
   TEST_CASE("a full SQ when an operation starts: the loop flushes and goes on") {
     fault_plan plan;
     plan.full_sq({10, 7, 30});
-    fault_run r = serve_under(plan);
-    check_invariants(r);
-    CHECK(plan.injected(0) == 30);
+    fault_run r = expect_faults(plan, 30);
     CHECK(r.log.session_errors.empty());
     CHECK(r.load.completed == r.load.connections);
   }
@@ -309,8 +299,7 @@ TEST_SUITE("faults") {
         .full_sq({1, 11, 20});
     test::load_shape shape;
     shape.threads = 6;
-    fault_run r = serve_under(plan, shape);
-    check_invariants(r);
+    fault_run r = expect_faults(plan, 86, shape);
     const unsigned expect[] = {2, 2, 10, 5, 4, 40, 3, 20};
     for (std::size_t i = 0; i < 8; ++i) CHECK(plan.injected(i) == expect[i]);
     CHECK(r.log.accept_errors_of(std::errc::too_many_files_open) == 2);
@@ -323,9 +312,7 @@ TEST_SUITE("faults") {
   TEST_CASE("compat: accept EMFILE completes AcceptAsync with TooManyOpenSockets; nothing lost") {
     fault_plan plan;
     plan.fail(fault_target::accept, EMFILE, {0, 1, 3});
-    compat_run r = serve_compat_under(plan);
-    check_invariants(r.base);
-    CHECK(plan.injected(0) == 3);
+    compat_run r = expect_compat_faults(plan, 3);
     CHECK(r.accept_errors[compat::SocketError::TooManyOpenSockets] == 3);
     CHECK(r.base.load.completed == r.base.load.connections);
   }
@@ -333,9 +320,7 @@ TEST_SUITE("faults") {
   TEST_CASE("compat: receive ECONNRESET is SocketError.ConnectionReset on that session only") {
     fault_plan plan;
     plan.fail(fault_target::receive, ECONNRESET, {20, 37, 6});
-    compat_run r = serve_compat_under(plan);
-    check_invariants(r.base);
-    CHECK(plan.injected(0) == 6);
+    compat_run r = expect_compat_faults(plan, 6);
     CHECK(r.session_errors_of(compat::SocketError::ConnectionReset) == 6);
     CHECK(r.base.load.affected <= 6);
   }
@@ -343,8 +328,7 @@ TEST_SUITE("faults") {
   TEST_CASE("compat: receive ENOBUFS is NoBufferSpaceAvailable; a retry loses nothing") {
     fault_plan plan;
     plan.fail(fault_target::receive, ENOBUFS, {10, 23, 6});
-    compat_run r = serve_compat_under(plan);
-    check_invariants(r.base);
+    compat_run r = expect_compat_faults(plan, 6);
     CHECK(r.receive_retries == 6);
     CHECK(r.base.load.completed == r.base.load.connections);
   }
@@ -352,9 +336,7 @@ TEST_SUITE("faults") {
   TEST_CASE("compat: short writes: SendAsync on a stream completes only when every byte went") {
     fault_plan plan;
     plan.short_write({5, 3, 50});
-    compat_run r = serve_compat_under(plan);
-    check_invariants(r.base);
-    CHECK(plan.injected(0) == 50);
+    compat_run r = expect_compat_faults(plan, 50);
     CHECK(r.session_errors.empty());
     CHECK(r.base.load.completed == r.base.load.connections);
   }
@@ -362,9 +344,7 @@ TEST_SUITE("faults") {
   TEST_CASE("compat: send EPIPE is SocketError.Shutdown on that session only") {
     fault_plan plan;
     plan.fail(fault_target::send, EPIPE, {15, 41, 6});
-    compat_run r = serve_compat_under(plan);
-    check_invariants(r.base);
-    CHECK(plan.injected(0) == 6);
+    compat_run r = expect_compat_faults(plan, 6);
     CHECK(r.session_errors_of(compat::SocketError::Shutdown) == 6);
     CHECK(r.base.load.affected == 6);
   }

@@ -297,6 +297,7 @@ inline io_uring_sqe* io_context::acquire_sqes(unsigned n) {
 
 inline void io_context::begin(detail::io_request& r) noexcept {
   r.ctx_ = this;
+  r.complete_ = &detail::io_request::on_cqe;  // a previous operation may have set its own
   r.res_ = 0;
   r.timed_ = false;
   r.timer_armed_ = false;

@@ -53,8 +53,6 @@ class fault_plan {
   // Hits so far: of rule `i` (in the order added), and of all rules.
   unsigned injected(std::size_t i) const { return rules_.at(i).hits; }
   unsigned injected() const noexcept;
-  // Operations rule `i` has seen (hit or not).
-  unsigned matched(std::size_t i) const { return rules_.at(i).seen; }
 
   // ---- called by the ring layer ----
   // Rewrites the SQEs prepared since the last submission.
