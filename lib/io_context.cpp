@@ -49,6 +49,7 @@ io_context::io_context() : io_context(params{}) {}
 io_context::io_context(const params& p)
     : owner_(std::this_thread::get_id()), wake_(this), max_posted_(p.max_posted) {
   spawned_.next = spawned_.prev = &spawned_;
+  cores_.next = cores_.prev = &cores_;
   setup(p);
   // Blocking on purpose: io_uring answers a read on an O_NONBLOCK file with -EAGAIN instead of
   // waiting for it.
@@ -99,8 +100,11 @@ io_context::~io_context() {
 // TRICKY: the order matters. Kernel-owned memory (op states in frames, buffers) must stay alive
 // until its CQE, so: cancel everything, reap until nothing refers to live memory, and only then
 // destroy the frames. While draining, completions record results but resume nobody.
+// The sockets are closed and detached first: a completion below may wake another thread
+// (compat's EndX), which may then destroy its socket; that socket must no longer be linked here.
 void io_context::shutdown() noexcept {
   draining_ = true;
+  orphan_cores();
   prep_cancel_all();
   flush();
   // Bounded: an accounting bug must not hang a destructor forever.
@@ -128,7 +132,38 @@ void io_context::shutdown() noexcept {
   ready_.clear();
   ready_head_ = 0;
   while (spawned_.next != &spawned_) spawned_.next->frame.destroy();
-  flush();  // closes prepared by sockets destroyed with the frames
+  orphan_cores();  // any made meanwhile
+  flush();
+}
+
+void io_context::orphan_cores() noexcept {
+  while (cores_.next != &cores_) {
+    detail::socket_core* c = cores_.next;
+    unlink_core(c);
+    c->ctx = nullptr;
+    const int fd = std::exchange(c->fd, -1);
+    if (detail::acceptor* a = std::exchange(c->listener, nullptr))
+      a->close();  // owns fd: closes it, and frees itself, after its last CQE
+    else if (fd >= 0)
+      ::close(fd);  // the kernel keeps its own reference for what is still in flight
+  }
+}
+
+detail::socket_core* io_context::make_core(int fd) {
+  auto* c = new detail::socket_core;
+  c->ctx = this;
+  c->fd = fd;
+  c->prev = cores_.prev;
+  c->next = &cores_;
+  cores_.prev->next = c;
+  cores_.prev = c;
+  return c;
+}
+
+void io_context::unlink_core(detail::socket_core* c) noexcept {
+  c->prev->next = c->next;
+  c->next->prev = c->prev;
+  c->next = c->prev = nullptr;
 }
 
 void io_context::resume_handle(void* a) { std::coroutine_handle<>::from_address(a).resume(); }
@@ -271,24 +306,29 @@ void io_context::drain_cancels() {
       cancels_ = r->cross_next_;
       r->cross_queued_ = false;
     }
-    r->cancel_(r);
+    detail::cancel_now(r);
   }
 }
 
 void io_context::drain_posted() {
   {
     std::lock_guard lock(cross_mutex_);
-    posted_swap_.swap(posted_);
+    for (auto& fn : posted_) posted_run_.push_back(std::move(fn));
+    posted_.clear();
     has_cross_.store(cancels_ != nullptr, std::memory_order_release);
   }
-  for (auto& fn : posted_swap_) {
+  // A posted function may re-enter the loop (compat's EndX): the nested drain continues from
+  // the shared head, so every item runs exactly once and in the order posted.
+  while (posted_head_ < posted_run_.size()) {
+    std::function<void()> fn = std::move(posted_run_[posted_head_++]);
     try {
       fn();
     } catch (...) {
       report_exception(std::current_exception());
     }
   }
-  posted_swap_.clear();
+  posted_run_.clear();
+  posted_head_ = 0;
 }
 
 void io_context::arm_wake() noexcept {
@@ -324,6 +364,30 @@ void io_context::run_ready() {
   if (has_cross_.load(std::memory_order_acquire)) {
     drain_cancels();
     drain_posted();
+  }
+}
+
+bool io_context::run_until(bool (*done)(void*), void* arg, std::chrono::nanoseconds limit) {
+  check_thread();
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + limit;
+  const bool outer = !in_loop_;
+  in_loop_ = true;
+  struct loop_exit {  // the loop state is restored even when a callback throws
+    io_context* c;
+    bool outer;
+    ~loop_exit() {
+      if (!outer) return;
+      c->in_loop_ = false;
+      c->flush();
+    }
+  } restore{this, outer};
+  for (;;) {
+    run_ready();
+    if (done(arg)) return true;
+    const auto now = clock::now();
+    if (now >= deadline) return false;
+    pump_for(deadline - now);
   }
 }
 
@@ -426,31 +490,28 @@ void io_context::flush() noexcept {
 }
 
 void io_context::reap() {
-  // Copy the CQEs out and advance the CQ first, then dispatch: a completion may resume a
-  // coroutine that submits and reaps again.
-  struct item {
-    std::uint64_t data;
-    int res;
-    std::uint32_t flags;
-  };
-  constexpr unsigned batch = 128;
-  item items[batch];
+  // CQEs are copied out and the CQ advanced before dispatch: a completion may resume a
+  // coroutine that submits and reaps again (then it continues this batch, see the header).
   for (;;) {
+    while (batch_head_ < batch_size_) {
+      const cqe_item it = batch_[batch_head_++];
+      // 0: fire-and-forget (cancel, close); LIBURING_UDATA_TIMEOUT: liburing's own wait timeout
+      if (it.data == 0 || it.data == LIBURING_UDATA_TIMEOUT) continue;
+      if (!(it.flags & IORING_CQE_F_MORE)) --inflight_;
+      auto* op = reinterpret_cast<detail::operation*>(static_cast<std::uintptr_t>(it.data));
+      op->complete_(op, it.res, it.flags);
+    }
     unsigned n = 0, head;
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&ring_, head, cqe) {
-      items[n++] = {cqe->user_data, cqe->res, cqe->flags};
-      if (n == batch) break;
+      batch_[n++] = {cqe->user_data, cqe->res, cqe->flags};
+      if (n == cqe_batch) break;
     }
     io_uring_cq_advance(&ring_, n);
     stats_.cqes += n;
-    for (unsigned i = 0; i < n; ++i) {
-      if (items[i].data == 0) continue;  // fire-and-forget (cancel, close)
-      if (!(items[i].flags & IORING_CQE_F_MORE)) --inflight_;
-      auto* op = reinterpret_cast<detail::operation*>(static_cast<std::uintptr_t>(items[i].data));
-      op->complete_(op, items[i].res, items[i].flags);
-    }
-    if (n < batch) {
+    batch_head_ = 0;
+    batch_size_ = n;
+    if (n == 0) {
       if (!io_uring_cq_has_overflow(&ring_)) return;
       io_uring_get_events(&ring_);  // the kernel holds overflowed CQEs: have them posted
     }

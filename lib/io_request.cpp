@@ -45,11 +45,15 @@ void io_request::watch(const std::stop_token& tok) {
 
 void stop_request::operator()() const noexcept {
   io_request* r = req;
-  r->cancelled_ = true;
   if (r->ctx_->running_in_this_thread())
-    r->cancel_(r);
+    cancel_now(r);
   else
-    r->ctx_->queue_cancel(r);  // the ring belongs to its thread
+    r->ctx_->queue_cancel(r);  // the ring and the request belong to the context's thread
+}
+
+void cancel_now(io_request* r) noexcept {
+  r->cancelled_ = true;
+  r->cancel_(r);
 }
 
 void resume_waiter(io_request* r) noexcept {

@@ -16,67 +16,72 @@ namespace {
 [[noreturn]] void throw_errno(const char* what) { throw socket_error(errno, what); }
 }  // namespace
 
-socket::socket(io_context& ctx, address_family family, socket_type type, protocol proto)
-    : ctx_(&ctx) {
-  fd_ = ::socket(static_cast<int>(family), static_cast<int>(type) | SOCK_CLOEXEC,
-                 static_cast<int>(proto));
-  if (fd_ < 0) throw_errno("ringsock: socket");
+socket::socket(io_context& ctx, address_family family, socket_type type, protocol proto) {
+  int fd = ::socket(static_cast<int>(family), static_cast<int>(type) | SOCK_CLOEXEC,
+                    static_cast<int>(proto));
+  if (fd < 0) throw_errno("ringsock: socket");
+  core_ = ctx.make_core(fd);
 }
 
-socket::socket(socket&& o) noexcept
-    : ctx_(o.ctx_),
-      fd_(std::exchange(o.fd_, -1)),
-      acceptor_(std::exchange(o.acceptor_, nullptr)),
-      accept_capacity_(o.accept_capacity_),
-      used_ring_(std::exchange(o.used_ring_, false)) {}
+socket::socket(io_context& ctx, int fd) noexcept : core_(ctx.make_core(fd)) {}
+
+socket::~socket() {
+  close();
+  release();
+}
 
 socket& socket::operator=(socket&& o) noexcept {
   if (this != &o) {
     close();
-    ctx_ = o.ctx_;
-    fd_ = std::exchange(o.fd_, -1);
-    acceptor_ = std::exchange(o.acceptor_, nullptr);
-    accept_capacity_ = o.accept_capacity_;
-    used_ring_ = std::exchange(o.used_ring_, false);
+    release();
+    core_ = std::exchange(o.core_, nullptr);
   }
   return *this;
 }
 
+void socket::release() noexcept {
+  if (detail::socket_core* c = std::exchange(core_, nullptr)) {
+    c->owned = false;
+    detail::free_core_if_unused(c);  // else the last operation armed on it frees it
+  }
+}
+
 io_context& socket::context() const {
-  if (!ctx_) throw socket_closed_error("context");
-  return *ctx_;
+  if (!core_ || !core_->ctx) throw socket_closed_error("context");
+  return *core_->ctx;
 }
 
 io_context& socket::checked(const char* op) {
-  if (fd_ < 0) throw socket_closed_error(op);
-  used_ring_ = true;
-  return *ctx_;
+  if (!is_open()) throw socket_closed_error(op);
+  return *core_->ctx;
 }
 
 detail::acceptor& socket::checked_acceptor(const char* op) {
-  if (fd_ < 0) throw socket_closed_error(op);
-  if (!acceptor_) throw not_listening_error(op);
-  return *acceptor_;
+  if (!is_open()) throw socket_closed_error(op);
+  if (!core_->listener) throw not_listening_error(op);
+  return *core_->listener;
 }
 
 void socket::close() noexcept {
-  if (fd_ < 0) return;
-  int fd = std::exchange(fd_, -1);
-  if (acceptor_) {
-    std::exchange(acceptor_, nullptr)->close();  // owns fd now; frees it after its last CQE
+  if (!is_open()) return;
+  detail::socket_core& c = *core_;
+  // From here on no round of a pending operation may use the number (it may be reused).
+  const int fd = std::exchange(c.fd, -1);
+  if (detail::acceptor* a = std::exchange(c.listener, nullptr)) {
+    a->close();  // owns fd now; frees it after its last CQE
     return;
   }
-  if (!used_ring_ || ctx_->draining()) {
-    ::close(fd);
+  io_context& ctx = *c.ctx;
+  if (c.ops == 0 || ctx.draining()) {
+    ::close(fd);  // nothing in the kernel refers to it (or everything is being cancelled)
     return;
   }
   // A request in flight holds its own reference to the file, so closing the number alone would
   // not stop it. Cancel by fd, then close, both through the ring and in this order: the cancel
   // matches before the number can be reused.
-  ctx_->prep_cancel_fd(fd);
-  ctx_->prep_close(fd);
-  used_ring_ = false;
-  if (!ctx_->in_loop()) ctx_->submit_now();  // nobody would submit it until the next run
+  ctx.prep_cancel_fd(fd);
+  ctx.prep_close(fd);
+  if (!ctx.in_loop()) ctx.submit_now();  // nobody would submit it until the next run
 }
 
 socket socket::listen(io_context& ctx, const endpoint& ep, int backlog) {
@@ -94,49 +99,50 @@ task<socket> socket::connect_async(io_context& ctx, endpoint ep, io_options o) {
 }
 
 void socket::bind(const endpoint& ep) {
-  if (fd_ < 0) throw socket_closed_error("bind");
-  if (::bind(fd_, ep.data(), ep.size()) != 0) throw_errno("ringsock: bind");
+  if (!is_open()) throw socket_closed_error("bind");
+  if (::bind(core_->fd, ep.data(), ep.size()) != 0) throw_errno("ringsock: bind");
 }
 
 void socket::listen(int backlog) {
-  if (fd_ < 0) throw socket_closed_error("listen");
-  if (::listen(fd_, backlog) != 0) throw_errno("ringsock: listen");
-  if (!acceptor_) acceptor_ = new detail::acceptor(*ctx_, fd_, accept_capacity_);
+  if (!is_open()) throw socket_closed_error("listen");
+  if (::listen(core_->fd, backlog) != 0) throw_errno("ringsock: listen");
+  detail::socket_core& c = *core_;
+  if (!c.listener) c.listener = new detail::acceptor(*c.ctx, c.fd, c.accept_capacity);
 }
 
 endpoint socket::local_endpoint() const {
-  if (fd_ < 0) throw socket_closed_error("local_endpoint");
+  if (!is_open()) throw socket_closed_error("local_endpoint");
   endpoint ep;
   socklen_t len = endpoint::capacity();
-  if (::getsockname(fd_, ep.data(), &len) != 0) throw_errno("ringsock: getsockname");
+  if (::getsockname(core_->fd, ep.data(), &len) != 0) throw_errno("ringsock: getsockname");
   ep.resize(len);
   return ep;
 }
 
 endpoint socket::remote_endpoint() const {
-  if (fd_ < 0) throw socket_closed_error("remote_endpoint");
+  if (!is_open()) throw socket_closed_error("remote_endpoint");
   endpoint ep;
   socklen_t len = endpoint::capacity();
-  if (::getpeername(fd_, ep.data(), &len) != 0) throw_errno("ringsock: getpeername");
+  if (::getpeername(core_->fd, ep.data(), &len) != 0) throw_errno("ringsock: getpeername");
   ep.resize(len);
   return ep;
 }
 
 void socket::shutdown(shutdown_how how) {
-  if (fd_ < 0) throw socket_closed_error("shutdown");
-  if (::shutdown(fd_, static_cast<int>(how)) != 0) throw_errno("ringsock: shutdown");
+  if (!is_open()) throw socket_closed_error("shutdown");
+  if (::shutdown(core_->fd, static_cast<int>(how)) != 0) throw_errno("ringsock: shutdown");
 }
 
 void socket::set_option(int level, int name, int value) {
-  if (fd_ < 0) throw socket_closed_error("set_option");
-  if (::setsockopt(fd_, level, name, &value, sizeof value) != 0) throw_errno("ringsock: setsockopt");
+  if (!is_open()) throw socket_closed_error("set_option");
+  if (::setsockopt(core_->fd, level, name, &value, sizeof value) != 0) throw_errno("ringsock: setsockopt");
 }
 
 int socket::get_option(int level, int name) const {
-  if (fd_ < 0) throw socket_closed_error("get_option");
+  if (!is_open()) throw socket_closed_error("get_option");
   int value = 0;
   socklen_t len = sizeof value;
-  if (::getsockopt(fd_, level, name, &value, &len) != 0) throw_errno("ringsock: getsockopt");
+  if (::getsockopt(core_->fd, level, name, &value, &len) != 0) throw_errno("ringsock: getsockopt");
   return value;
 }
 
@@ -152,12 +158,13 @@ void socket::set_send_buffer_size(int bytes) { set_option(SOL_SOCKET, SO_SNDBUF,
 int socket::send_buffer_size() const { return get_option(SOL_SOCKET, SO_SNDBUF); }
 
 void socket::set_accept_queue_capacity(std::size_t n) {
-  accept_capacity_ = n;
-  if (acceptor_) acceptor_->set_capacity(n);
+  if (!is_open()) throw socket_closed_error("set_accept_queue_capacity");
+  core_->accept_capacity = n;
+  if (core_->listener) core_->listener->set_capacity(n);
 }
 
 std::size_t socket::accept_queue_size() const noexcept {
-  return acceptor_ ? acceptor_->queued() : 0;
+  return is_listening() ? core_->listener->queued() : 0;
 }
 
 // ---- plain-form awaiters that live out of line ----
@@ -178,12 +185,18 @@ bool accept_awaiter::await_ready() {
 
 socket accept_awaiter::await_resume() {
   int fd = result_or_throw("ringsock: accept");
-  return socket(sock_->context(), fd);
+  return socket(*req_.ctx_, fd);  // not sock_: the listener may be gone by now
 }
 
-void prep_send_rest(io_uring_sqe* sqe, io_request& r) noexcept {
-  io_uring_prep_send(sqe, *r.live_fd_, r.buf_.data() + r.done_bytes_,
-                     r.buf_.size() - r.done_bytes_, MSG_NOSIGNAL);
+void free_core_if_unused(socket_core* c) noexcept {
+  if (c->owned || c->ops != 0) return;
+  if (c->ctx) c->ctx->unlink_core(c);
+  delete c;
+}
+
+void prep_send_rest(io_uring_sqe* sqe, int fd, io_request& r) noexcept {
+  io_uring_prep_send(sqe, fd, r.buf_.data() + r.done_bytes_, r.buf_.size() - r.done_bytes_,
+                     MSG_NOSIGNAL);
 }
 
 bool send_all_again(io_request* r) noexcept {
@@ -193,24 +206,24 @@ bool send_all_again(io_request* r) noexcept {
     r->res_ = static_cast<int>(r->done_bytes_);
     return false;
   }
-  if (*r->live_fd_ < 0 || r->cancelled_) {
+  const int fd = r->core_->fd;
+  if (fd < 0 || r->cancelled_) {
     r->res_ = -ECANCELED;  // closed meanwhile: never send on a number that may be reused
     return false;
   }
-  r->ctx_->submit_round(*r, [r](io_uring_sqe* sqe) { prep_send_rest(sqe, *r); });
+  r->ctx_->submit_round(*r, [r, fd](io_uring_sqe* sqe) { prep_send_rest(sqe, fd, *r); });
   return true;
 }
 
 bool send_all_awaiter::await_ready() {
   req_.done_bytes_ = 0;
-  req_.live_fd_ = &sock_->fd_ref();
   req_.again_ = &send_all_again;
   if (req_.buf_.empty()) {
     req_.res_ = 0;
     sock_->context().count_inline();
     return true;
   }
-  arm([this](io_uring_sqe* sqe) { prep_send_rest(sqe, req_); });
+  arm([this](io_uring_sqe* sqe, int fd) { prep_send_rest(sqe, fd, req_); });
   return false;
 }
 
@@ -225,9 +238,7 @@ bool send_to_awaiter::await_ready() {
   msg_.msg_namelen = to_.size();
   msg_.msg_iov = &iov_;
   msg_.msg_iovlen = 1;
-  arm([this](io_uring_sqe* sqe) {
-    io_uring_prep_sendmsg(sqe, sock_->native_handle(), &msg_, MSG_NOSIGNAL);
-  });
+  arm([this](io_uring_sqe* sqe, int fd) { io_uring_prep_sendmsg(sqe, fd, &msg_, MSG_NOSIGNAL); });
   return false;
 }
 
@@ -240,7 +251,7 @@ bool receive_from_awaiter::await_ready() {
   msg_.msg_namelen = endpoint::capacity();
   msg_.msg_iov = &iov_;
   msg_.msg_iovlen = 1;
-  arm([this](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, sock_->native_handle(), &msg_, 0); });
+  arm([this](io_uring_sqe* sqe, int fd) { io_uring_prep_recvmsg(sqe, fd, &msg_, 0); });
   return false;
 }
 

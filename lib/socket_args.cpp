@@ -56,6 +56,11 @@ void socket_args::take_result() noexcept {
     case socket_operation::accept: {
       // With a first receive the connection is in fd_ and res_ counts the bytes.
       int fd = req_.buf_.empty() ? res : req_.fd_;
+      if (res >= 0 && req_.ctx_->draining()) {
+        ::close(fd);  // the context is going away: nobody will serve this connection
+        error_ = std::make_error_code(std::errc::operation_canceled);
+        break;
+      }
       if (res < 0) {
         if (!req_.buf_.empty() && fd >= 0) ::close(fd);  // its first receive failed
         error_ = make_error_code_from_errno(-res);
@@ -135,34 +140,34 @@ bool socket::start_accept(socket_args& a, const io_options& o) {
 }
 
 bool socket::start_connect(socket_args& a, const io_options& o) {
-  io_context& ctx = checked("connect_async");
+  checked("connect_async");
   if (a.remote().family() == address_family::unspecified)
     throw std::invalid_argument("ringsock: connect_async: args.remote_endpoint() is not set");
   detail::io_request& r = a.begin(socket_operation::connect, "connect_async");
-  ctx.arm(r, o, [&](io_uring_sqe* sqe) {
-    io_uring_prep_connect(sqe, fd_, a.remote().data(), a.remote().size());
+  arm(r, o, [&](io_uring_sqe* sqe, int fd) {
+    io_uring_prep_connect(sqe, fd, a.remote().data(), a.remote().size());
   });
   a.in_use_ = true;
   return false;
 }
 
 bool socket::start_receive(socket_args& a, const io_options& o) {
-  io_context& ctx = checked("receive_async");
+  checked("receive_async");
   if (a.buffer().empty())
     throw std::invalid_argument("ringsock: receive_async: empty buffer (0 bytes means end of stream)");
   detail::io_request& r = a.begin(socket_operation::receive, "receive_async");
-  ctx.arm(r, o, [&](io_uring_sqe* sqe) {
-    io_uring_prep_recv(sqe, fd_, r.buf_.data(), r.buf_.size(), 0);
+  arm(r, o, [&](io_uring_sqe* sqe, int fd) {
+    io_uring_prep_recv(sqe, fd, r.buf_.data(), r.buf_.size(), 0);
   });
   a.in_use_ = true;
   return false;
 }
 
 bool socket::start_send(socket_args& a, const io_options& o) {
-  io_context& ctx = checked("send_async");
+  checked("send_async");
   detail::io_request& r = a.begin(socket_operation::send, "send_async");
-  ctx.arm(r, o, [&](io_uring_sqe* sqe) {
-    io_uring_prep_send(sqe, fd_, r.buf_.data(), r.buf_.size(), MSG_NOSIGNAL);
+  arm(r, o, [&](io_uring_sqe* sqe, int fd) {
+    io_uring_prep_send(sqe, fd, r.buf_.data(), r.buf_.size(), MSG_NOSIGNAL);
   });
   a.in_use_ = true;
   return false;
@@ -172,7 +177,6 @@ bool socket::start_send_all(socket_args& a, const io_options& o) {
   io_context& ctx = checked("send_all_async");
   detail::io_request& r = a.begin(socket_operation::send_all, "send_all_async");
   r.done_bytes_ = 0;
-  r.live_fd_ = &fd_;
   if (r.buf_.empty()) {
     r.res_ = 0;
     ctx.count_inline();
@@ -180,13 +184,13 @@ bool socket::start_send_all(socket_args& a, const io_options& o) {
     return true;
   }
   r.again_ = &detail::send_all_again;
-  ctx.arm(r, o, [&](io_uring_sqe* sqe) { detail::prep_send_rest(sqe, r); });
+  arm(r, o, [&](io_uring_sqe* sqe, int fd) { detail::prep_send_rest(sqe, fd, r); });
   a.in_use_ = true;
   return false;
 }
 
 bool socket::start_send_to(socket_args& a, const io_options& o) {
-  io_context& ctx = checked("send_to_async");
+  checked("send_to_async");
   if (a.remote().family() == address_family::unspecified)
     throw std::invalid_argument("ringsock: send_to_async: args.remote_endpoint() is not set");
   detail::io_request& r = a.begin(socket_operation::send_to, "send_to_async");
@@ -197,13 +201,13 @@ bool socket::start_send_to(socket_args& a, const io_options& o) {
   m.msg_namelen = a.remote().size();
   m.msg_iov = &a.io_vector();
   m.msg_iovlen = 1;
-  ctx.arm(r, o, [&](io_uring_sqe* sqe) { io_uring_prep_sendmsg(sqe, fd_, &m, MSG_NOSIGNAL); });
+  arm(r, o, [&](io_uring_sqe* sqe, int fd) { io_uring_prep_sendmsg(sqe, fd, &m, MSG_NOSIGNAL); });
   a.in_use_ = true;
   return false;
 }
 
 bool socket::start_receive_from(socket_args& a, const io_options& o) {
-  io_context& ctx = checked("receive_from_async");
+  checked("receive_from_async");
   if (a.buffer().empty()) throw std::invalid_argument("ringsock: receive_from_async: empty buffer");
   detail::io_request& r = a.begin(socket_operation::receive_from, "receive_from_async");
   msghdr& m = a.message();
@@ -213,7 +217,7 @@ bool socket::start_receive_from(socket_args& a, const io_options& o) {
   m.msg_namelen = endpoint::capacity();
   m.msg_iov = &a.io_vector();
   m.msg_iovlen = 1;
-  ctx.arm(r, o, [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd_, &m, 0); });
+  arm(r, o, [&](io_uring_sqe* sqe, int fd) { io_uring_prep_recvmsg(sqe, fd, &m, 0); });
   a.in_use_ = true;
   return false;
 }

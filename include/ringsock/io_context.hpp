@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ringsock/detail/operation.hpp"
+#include "ringsock/detail/socket_core.hpp"
 #include "ringsock/io_options.hpp"
 #include "ringsock/task.hpp"
 #ifdef RINGSOCK_FAULT_INJECTION
@@ -79,8 +80,11 @@ class io_context {
   // unavailable: EPERM (sysctl / seccomp), ENOSYS, ENOMEM (memlock).
   io_context();
   explicit io_context(const params& p);
-  // Cancels everything in flight, reaps every CQE, then destroys the frames of unfinished
-  // spawned tasks without resuming them (their locals' destructors run).
+  // Closes the sockets still open on it (their objects stay valid: closed, and using them throws
+  // socket_closed_error), cancels everything in flight, reaps every CQE, completes what was
+  // pending with operation_canceled (resuming and calling back nobody, but waking other threads
+  // blocked on a compat operation), then destroys the frames of unfinished spawned tasks
+  // without resuming them (their locals' destructors run).
   ~io_context();
   io_context(const io_context&) = delete;
   io_context& operator=(const io_context&) = delete;
@@ -102,9 +106,14 @@ class io_context {
   void run_until(bool (*done)(void*), void* arg);
   template <class Pred>
   void run_until(Pred&& pred) {
-    using P = std::remove_reference_t<Pred>;
-    run_until([](void* p) { return static_cast<bool>((*static_cast<P*>(p))()); },
-              const_cast<void*>(static_cast<const void*>(std::addressof(pred))));
+    run_until(&call_pred<Pred>, as_arg(pred));
+  }
+  // The same, for at most `limit`: returns done(arg) (false: the time ran out first). The bound
+  // is the loop's own wait, so nothing is left armed when it returns.
+  bool run_until(bool (*done)(void*), void* arg, std::chrono::nanoseconds limit);
+  template <class Pred>
+  bool run_until(Pred&& pred, std::chrono::nanoseconds limit) {
+    return run_until(&call_pred<Pred>, as_arg(pred), limit);
   }
 
   // Starts a detached task on the next loop turn (never on the caller's stack). An exception
@@ -149,6 +158,8 @@ class io_context {
   std::size_t pending_operations() const noexcept { return outstanding_; }
   const ring_features& features() const noexcept { return features_; }
   bool running_in_this_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+  // The thread that owns (created, runs and destroys) this context.
+  std::thread::id owner_thread() const noexcept { return owner_; }
 
   // ---- Internal: the operation layer arms requests through these; not part of the API. ----
 
@@ -163,7 +174,11 @@ class io_context {
   void submit_round(detail::io_request& r, Prep&& prep);
   // A request that will be settled by someone else (an accept waiting in its listener's queue).
   void begin(detail::io_request& r) noexcept;
+  // The request finished: it lets go of its socket's core.
   void end(detail::io_request& r) noexcept;
+  // A core for a descriptor of this context (see detail/socket_core.hpp), and its removal.
+  detail::socket_core* make_core(int fd);
+  void unlink_core(detail::socket_core* c) noexcept;
   // Fire-and-forget SQEs whose CQE is ignored (user_data 0).
   void prep_cancel(const void* target) noexcept;
   void prep_cancel_fd(int fd) noexcept;
@@ -204,6 +219,21 @@ class io_context {
     void (*fn)(void*);
     void* arg;
   };
+  // One CQE copied out of the ring, waiting for dispatch.
+  struct cqe_item {
+    std::uint64_t data;
+    int res;
+    std::uint32_t flags;
+  };
+  static constexpr unsigned cqe_batch = 128;
+  template <class Pred>
+  static bool call_pred(void* p) {
+    return static_cast<bool>((*static_cast<std::remove_reference_t<Pred>*>(p))());
+  }
+  template <class Pred>
+  static void* as_arg(Pred& pred) noexcept {
+    return const_cast<void*>(static_cast<const void*>(std::addressof(pred)));
+  }
   struct wake_op : detail::operation {
     explicit wake_op(io_context* c) noexcept;
     io_context* ctx;
@@ -221,6 +251,10 @@ class io_context {
   void pump_for(std::chrono::nanoseconds limit);
   // Tasks, operations or ready work remain (work guards aside).
   bool busy() const noexcept;
+  // Dispatches every CQE: first what is left of the batch being dispatched (a callback may
+  // re-enter the loop: the nested reap goes on with the outer batch, so every CQE is dispatched
+  // exactly once and in the kernel's order, and a multishot's last CQE is never seen before the
+  // ones it follows), then new batches until the CQ is empty.
   void reap();
   void flush() noexcept;
   // Fault injection sees every SQE once, just before the kernel does (tests only).
@@ -235,6 +269,8 @@ class io_context {
   void drain_cancels();
   bool has_work() const noexcept;
   void shutdown() noexcept;
+  // Closes the descriptors of the cores still linked and detaches them from this context.
+  void orphan_cores() noexcept;
 
   io_uring ring_{};
   ring_features features_{};
@@ -257,9 +293,14 @@ class io_context {
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> stop_requested_{false};
   std::mutex cross_mutex_;
-  std::vector<std::function<void()>> posted_;
-  std::vector<std::function<void()>> posted_swap_;
+  std::vector<std::function<void()>> posted_;  // filled by any thread, under cross_mutex_
+  // Taken from posted_ by the loop; one head shared by nested loops, so each item runs once.
+  std::vector<std::function<void()>> posted_run_;
+  std::size_t posted_head_ = 0;
   std::size_t max_posted_;
+  cqe_item batch_[cqe_batch];
+  unsigned batch_head_ = 0, batch_size_ = 0;
+  detail::socket_core cores_;  // sentinel of the live cores
   detail::io_request* cancels_ = nullptr;  // cross-thread stop requests, under cross_mutex_
   std::atomic<bool> has_cross_{false};
 #ifdef RINGSOCK_FAULT_INJECTION
@@ -306,7 +347,14 @@ inline void io_context::begin(detail::io_request& r) noexcept {
   ++outstanding_;
 }
 
-inline void io_context::end(detail::io_request&) noexcept { --outstanding_; }
+inline void io_context::end(detail::io_request& r) noexcept {
+  --outstanding_;
+  if (detail::socket_core* c = r.core_) {
+    r.core_ = nullptr;
+    --c->ops;
+    detail::free_core_if_unused(c);
+  }
+}
 
 template <class Prep>
 void io_context::arm(detail::io_request& r, const io_options& o, Prep&& prep) {

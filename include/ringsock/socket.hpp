@@ -11,8 +11,10 @@
 // not touch them after that, also on cancellation and timeout.
 // Threads: a socket and its operations belong to the thread of its io_context.
 // Cancellation: every operation takes io_options {timeout, stop}; a cancelled operation completes
-// with std::errc::operation_canceled, a timed-out one with std::errc::timed_out. close() cancels
-// every pending operation of the socket (they complete once, with operation_canceled).
+// with std::errc::operation_canceled, a timed-out one with std::errc::timed_out. close() and the
+// destructor cancel every pending operation of the socket (they complete once, with
+// operation_canceled). Moving a socket keeps its pending operations: they go on, on the moved-to
+// object. An operation never refers to the socket object itself (see detail/socket_core.hpp).
 #pragma once
 
 #include <netinet/in.h>
@@ -22,8 +24,10 @@
 #include <cstddef>
 #include <span>
 #include <system_error>
+#include <utility>
 
 #include "ringsock/detail/operation.hpp"
+#include "ringsock/detail/socket_core.hpp"
 #include "ringsock/endpoint.hpp"
 #include "ringsock/error.hpp"
 #include "ringsock/io_context.hpp"
@@ -60,13 +64,14 @@ class socket {
   // Opens a socket (CLOEXEC). Throws socket_error.
   socket(io_context& ctx, address_family family, socket_type type = socket_type::stream,
          protocol proto = protocol::default_protocol);
-  // Adopts an open descriptor (it should be CLOEXEC).
-  socket(io_context& ctx, int fd) noexcept : ctx_(&ctx), fd_(fd) {}
-  socket(socket&& o) noexcept;
+  // Adopts an open descriptor (it should be CLOEXEC). Out of memory terminates.
+  socket(io_context& ctx, int fd) noexcept;
+  // The moved-from socket is closed; pending operations stay with the new object.
+  socket(socket&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {}
   socket& operator=(socket&& o) noexcept;
   socket(const socket&) = delete;
   socket& operator=(const socket&) = delete;
-  ~socket() { close(); }
+  ~socket();
 
   // A listening socket bound to `ep` with SO_REUSEADDR set (port 0 picks a free port; read it
   // back with local_endpoint()). Throws socket_error.
@@ -102,9 +107,10 @@ class socket {
   // Connections accepted and waiting for an accept_async.
   std::size_t accept_queue_size() const noexcept;
 
-  int native_handle() const noexcept { return fd_; }
-  bool is_open() const noexcept { return fd_ >= 0; }
-  bool is_listening() const noexcept { return acceptor_ != nullptr; }
+  int native_handle() const noexcept { return core_ ? core_->fd : -1; }
+  bool is_open() const noexcept { return core_ && core_->fd >= 0; }
+  bool is_listening() const noexcept { return core_ && core_->listener; }
+  // Throws socket_closed_error for a default-constructed socket, or one whose context is gone.
   io_context& context() const;
 
   // ---- awaitable operations (see the header comment for the contract) ----
@@ -156,19 +162,27 @@ class socket {
   bool start_send_to(socket_args& args, const io_options& o);
   bool start_receive_from(socket_args& args, const io_options& o);
 
-  // Internal: checks shared by both forms; marks the socket as known to the ring.
+  // Internal: checks shared by both forms (throw socket_closed_error / not_listening_error).
   io_context& checked(const char* op);
   detail::acceptor& checked_acceptor(const char* op);
-  // Internal: multi-round operations check that the socket is still open before each round.
-  const int& fd_ref() const noexcept { return fd_; }
+  // Internal: arms `r` on this socket (prep fills the SQE for fd); the request holds the core,
+  // not this object, until it ends.
+  template <class Prep>
+  void arm(detail::io_request& r, const io_options& o, Prep&& prep);
 
  private:
-  io_context* ctx_ = nullptr;
-  int fd_ = -1;
-  detail::acceptor* acceptor_ = nullptr;
-  std::size_t accept_capacity_ = default_accept_queue;
-  bool used_ring_ = false;  // an SQE may refer to fd_: close through the ring, after a cancel
+  void release() noexcept;  // lets go of the core (after close)
+
+  detail::socket_core* core_ = nullptr;
 };
+
+template <class Prep>
+void socket::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
+  detail::socket_core* c = core_;
+  c->ctx->arm(r, o, [&](io_uring_sqe* sqe) { prep(sqe, c->fd); });
+  r.core_ = c;
+  ++c->ops;
+}
 
 }  // namespace ringsock
 

@@ -3,21 +3,19 @@
 #include <cerrno>
 
 #include <chrono>
-#include <stop_token>
-#include <system_error>
 
 #include "ringsock/io_context.hpp"
-#include "ringsock/timer.hpp"
 
 namespace ringsock::compat {
 
 // ---- WaitHandle ----
 
+WaitHandle::WaitHandle(io_context& ctx) noexcept : ctx_(&ctx), loop_thread_(ctx.owner_thread()) {}
+
 void WaitHandle::Set() {
-  {
-    std::lock_guard lock(mutex_);
-    set_ = true;
-  }
+  // Notified under the lock: a woken waiter may destroy this handle as soon as it is released.
+  std::lock_guard lock(mutex_);
+  set_ = true;
   cv_.notify_all();
 }
 
@@ -27,7 +25,8 @@ bool WaitHandle::IsSet() const {
 }
 
 bool WaitHandle::WaitOne() {
-  if (ctx_->running_in_this_thread()) {
+  if (IsSet()) return true;
+  if (std::this_thread::get_id() == loop_thread_) {
     // The completion can only come from this thread's loop: drive it.
     ctx_->run_until([this] { return IsSet(); });
     return true;
@@ -42,27 +41,11 @@ bool WaitHandle::WaitOne(int millisecondsTimeout) {
   return WaitOne(std::chrono::milliseconds(millisecondsTimeout));
 }
 
-namespace {
-task<void> wake_after(io_context& ctx, std::chrono::milliseconds d, bool& fired,
-                      std::stop_token stop) {
-  // Bound to a variable on purpose: GCC 12.2 can skip a co_await written in an if condition
-  // (README, coroutine pitfalls).
-  std::error_code ec = co_await sleep_for(ctx, d, stop);
-  if (!ec) fired = true;
-}
-}  // namespace
-
 bool WaitHandle::WaitOne(std::chrono::milliseconds timeout) {
-  if (ctx_->running_in_this_thread()) {
-    if (IsSet()) return true;
-    // A timer on the ring bounds the wait; it is cancelled (and never touches `fired` again)
-    // when the operation wins.
-    bool fired = false;
-    std::stop_source stop;
-    ctx_->spawn(wake_after(*ctx_, timeout, fired, stop.get_token()));
-    ctx_->run_until([&] { return IsSet() || fired; });
-    stop.request_stop();
-    return IsSet();
+  if (IsSet()) return true;
+  if (std::this_thread::get_id() == loop_thread_) {
+    // The loop's own wait is bounded by the timeout: nothing is armed that could outlive us.
+    return ctx_->run_until([this] { return IsSet(); }, timeout);
   }
   std::unique_lock lock(mutex_);
   return cv_.wait_for(lock, timeout, [this] { return set_; });
@@ -94,9 +77,11 @@ void AsyncResult::on_core_complete(ringsock::socket_args&, void* target) noexcep
 
 void AsyncResult::on_core_abandon(ringsock::socket_args&, void* target) noexcept {
   auto* r = static_cast<AsyncResult*>(target);
+  std::shared_ptr<AsyncResult> keep = std::move(r->self_);  // alive through Set()
   r->error_ = SocketError::OperationAborted;
   r->native_ = ECANCELED;
-  std::shared_ptr<AsyncResult> keep = std::move(r->self_);
+  r->completed_.store(true, std::memory_order_release);
+  r->handle_.Set();  // a thread blocked in EndX or WaitOne wakes and sees OperationAborted
   r->owner_hold_.reset();
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace ringsock {
 class io_context;
@@ -17,9 +18,11 @@ namespace ringsock::compat {
 // .NET: System.Threading.WaitHandle (the part IAsyncResult.AsyncWaitHandle offers).
 // WaitOne() on the thread of the owning io_context drives that context's loop until the
 // operation completes (it cannot deadlock waiting for itself); on any other thread it blocks.
+// Destroying the context sets every handle of its pending operations (they end as
+// OperationAborted), so no thread stays blocked; a set handle never touches the context again.
 class WaitHandle {
  public:
-  explicit WaitHandle(io_context& ctx) noexcept : ctx_(&ctx) {}
+  explicit WaitHandle(io_context& ctx) noexcept;
   WaitHandle(const WaitHandle&) = delete;
   WaitHandle& operator=(const WaitHandle&) = delete;
   // .NET: WaitHandle.WaitOne()
@@ -34,6 +37,7 @@ class WaitHandle {
 
  private:
   io_context* ctx_;
+  std::thread::id loop_thread_;  // the context's, kept here: the context may be gone
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   bool set_ = false;

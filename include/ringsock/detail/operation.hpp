@@ -26,6 +26,7 @@ struct operation {
 };
 
 struct io_request;
+struct socket_core;
 
 // The std::stop_callback payload: asks the request to stop (may run on any thread).
 struct stop_request {
@@ -67,7 +68,7 @@ struct io_request : operation {
   void* source_ = nullptr;  // the acceptor an accept waits in, while it waits
   io_request* next_ = nullptr;  // acceptor's waiter list
   io_request* cross_next_ = nullptr;  // cross-thread cancel list (guarded by the context's mutex)
-  const int* live_fd_ = nullptr;  // the socket's fd member: a later round checks it is open
+  socket_core* core_ = nullptr;  // the socket it runs on (kept alive until the request ends)
   std::span<std::byte> buf_{};
   std::size_t done_bytes_ = 0;  // multi-round progress (send_all)
   int fd_ = -1;                 // the target fd (or the accepted fd of an accept)
@@ -76,7 +77,7 @@ struct io_request : operation {
   bool timed_ = false;          // each round gets a linked timeout of timer_.ts_
   bool timer_armed_ = false;
   bool timer_fired_ = false;
-  bool cancelled_ = false;      // a stop was requested
+  bool cancelled_ = false;      // a stop was requested (written on the context's thread only)
   bool cross_queued_ = false;
   bool report_errors_ = false;  // accept: resource errors reach this waiter (args form)
   bool second_round_ = false;   // accept: the first receive is in the kernel
@@ -95,6 +96,9 @@ struct io_request : operation {
   // Install the stop callback (after the request is armed).
   void watch(const std::stop_token& tok);
 };
+
+// A stop request reached the context's thread: mark the request and cancel it.
+void cancel_now(io_request* r) noexcept;
 
 // A duration as the kernel's timespec (negative durations become 0).
 inline __kernel_timespec to_timespec(std::int64_t ns) noexcept {

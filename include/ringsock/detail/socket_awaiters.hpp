@@ -26,10 +26,11 @@ class plain_awaiter {
     if (req_.res_ < 0) throw socket_error(-req_.res_, what);
     return req_.res_;
   }
+  // prep(sqe, fd) fills the SQE.
   template <class Prep>
   void arm(Prep&& prep) {
     req_.done_ = &resume_waiter;
-    sock_->context().arm(req_, opts_, std::forward<Prep>(prep));
+    sock_->arm(req_, opts_, std::forward<Prep>(prep));
   }
 
   io_request req_;
@@ -55,9 +56,7 @@ class connect_awaiter : public plain_awaiter {
   connect_awaiter(socket& s, const endpoint& ep, io_options o) noexcept
       : plain_awaiter(s, std::move(o)), ep_(ep) {}
   bool await_ready() {
-    arm([this](io_uring_sqe* sqe) {
-      io_uring_prep_connect(sqe, sock_->native_handle(), ep_.data(), ep_.size());
-    });
+    arm([this](io_uring_sqe* sqe, int fd) { io_uring_prep_connect(sqe, fd, ep_.data(), ep_.size()); });
     return false;
   }
   void await_resume() const { result_or_throw("ringsock: connect"); }
@@ -71,8 +70,8 @@ class receive_awaiter : public plain_awaiter {
   receive_awaiter(socket& s, std::span<std::byte> buf, io_options o) noexcept
       : plain_awaiter(s, std::move(o)), buf_(buf) {}
   bool await_ready() {
-    arm([this](io_uring_sqe* sqe) {
-      io_uring_prep_recv(sqe, sock_->native_handle(), buf_.data(), buf_.size(), 0);
+    arm([this](io_uring_sqe* sqe, int fd) {
+      io_uring_prep_recv(sqe, fd, buf_.data(), buf_.size(), 0);
     });
     return false;
   }
@@ -89,8 +88,8 @@ class send_awaiter : public plain_awaiter {
   send_awaiter(socket& s, std::span<const std::byte> buf, io_options o) noexcept
       : plain_awaiter(s, std::move(o)), buf_(buf) {}
   bool await_ready() {
-    arm([this](io_uring_sqe* sqe) {
-      io_uring_prep_send(sqe, sock_->native_handle(), buf_.data(), buf_.size(), MSG_NOSIGNAL);
+    arm([this](io_uring_sqe* sqe, int fd) {
+      io_uring_prep_send(sqe, fd, buf_.data(), buf_.size(), MSG_NOSIGNAL);
     });
     return false;
   }
@@ -103,9 +102,10 @@ class send_awaiter : public plain_awaiter {
 };
 
 // Sends in rounds until all is out: each short send arms the next chunk from the completion,
-// without resuming the coroutine; a closed socket stops it (the fd number may be reused).
+// without resuming the coroutine; a closed socket (its core's fd is -1) stops it: the number may
+// already be reused.
 bool send_all_again(io_request* r) noexcept;
-void prep_send_rest(io_uring_sqe* sqe, io_request& r) noexcept;
+void prep_send_rest(io_uring_sqe* sqe, int fd, io_request& r) noexcept;
 
 class send_all_awaiter : public plain_awaiter {
  public:

@@ -1,0 +1,41 @@
+// The part of a socket that operations in flight refer to. Internal: users never name it.
+#pragma once
+
+#include <cstddef>
+
+#include "ringsock/detail/frame_allocator.hpp"
+
+namespace ringsock {
+class io_context;
+}
+
+namespace ringsock::detail {
+
+class acceptor;
+
+// A `socket` object is a handle to one of these; the kernel-facing requests of the socket point
+// here, never into the `socket` object. So:
+//  - moving a socket moves the handle: its pending operations go on, untouched;
+//  - closing it sets fd to -1 at once: a multi-round operation sees that before its next round
+//    and ends with operation_canceled instead of sending on a number that may be reused;
+//  - destroying it lets go of the core, which lives on until the last operation armed on it
+//    has finished (ops == 0), then is recycled (frames' allocator: no allocation per socket
+//    in steady state).
+// A context that is destroyed first closes the descriptors of the cores still owned and
+// orphans them (ctx = nullptr): the socket objects then hold closed, context-less handles.
+// Only the context's thread touches a core while its context lives.
+struct socket_core : frame_allocated {
+  io_context* ctx = nullptr;      // null once the context is gone
+  int fd = -1;                    // -1 once closed
+  unsigned ops = 0;               // requests armed on fd that have not finished
+  bool owned = true;              // a socket object holds it
+  acceptor* listener = nullptr;   // the accept side, from listen() on
+  std::size_t accept_capacity = 64;
+  socket_core* prev = nullptr;    // the context's list of live cores
+  socket_core* next = nullptr;
+};
+
+// The last owner (socket object or operation) let go: recycle the core.
+void free_core_if_unused(socket_core* c) noexcept;
+
+}  // namespace ringsock::detail
