@@ -8,9 +8,11 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -340,10 +342,10 @@ TEST_SUITE("lifetime") {
     std::array<std::byte, 1> buf{};
     std::atomic<bool> go{false};
     ctx.post([&] {  // the first item: waits for a byte, driving the loop meanwhile
+      if (++runs[2 * per_thread] > 1) return;  // run again: do not wait for a second byte
       go = true;
       auto ar = s->BeginReceive(buf, 0, 1, ctest::SocketFlags::None, nullptr, {});
       CHECK(s->EndReceive(ar) == 1);
-      ++runs[2 * per_thread];
     });
     std::vector<std::thread> posters;
     for (int t = 0; t < 2; ++t)
@@ -493,6 +495,124 @@ TEST_SUITE("lifetime") {
     CHECK(sees_end(c, 1000ms));
     kept.reset();
     ::close(c);
+  }
+
+  TEST_CASE("5: a compat Socket no shared_ptr owns, destroyed with an operation pending, aborts "
+            "with a message instead of completing into freed memory") {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      // The abort is expected: no doctest report from the child, no message in the output.
+      std::signal(SIGABRT, SIG_DFL);
+      ::close(1);
+      ::close(2);
+      ringsock::io_context ctx;
+      auto* l = new ctest::Socket(ctx, ctest::AddressFamily::InterNetwork, ctest::SocketType::Stream,
+                                  ctest::ProtocolType::Tcp);
+      l->Bind(ctest::IPEndPoint(ctest::IPAddress::Loopback, 0));
+      l->Listen(4);
+      ctest::SocketAsyncEventArgs e;
+      if (!l->AcceptAsync(e)) ::_exit(3);
+      delete l;  // pending accept: must abort here
+      ::_exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status));
+    if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGABRT);
+  }
+
+  TEST_CASE("5: a shared compat Socket whose last owner lets go while an operation is pending "
+            "lives until that operation completed") {
+    ringsock::io_context ctx;
+    auto l = ctest::listener(ctx);
+    ctest::SocketAsyncEventArgs e;
+    bool completed = false;
+    ctest::SocketError seen = ctest::SocketError::Success;
+    e.Completed += [&](ctest::Socket& sender, ctest::SocketAsyncEventArgs& a) {
+      completed = true;
+      seen = a.SocketError();
+      CHECK(sender.disposed());  // alive, and disposed
+    };
+    REQUIRE(l->AcceptAsync(e));
+    l->Dispose();
+    l.reset();  // only the pending operation holds it now
+    REQUIRE(ctest::drive(ctx, [&] { return completed; }));
+    CHECK(seen == ctest::SocketError::OperationAborted);
+  }
+
+  // ---- the same pattern elsewhere: sockets destroyed or replaced by their own completions ----
+
+  TEST_CASE("a socket destroyed inside its own completion, with a second operation pending") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    int c = test::blocking_connect(l.local_endpoint());
+    auto s = std::make_unique<socket>(ctx.block_on(test::accept_one(l)));
+    std::array<std::byte, 4> rb{};
+    std::error_code rec;
+    std::size_t sent = 0;
+    bool rdone = false, sdone = false;
+    // The sender's completion destroys the socket the receive is still pending on.
+    ctx.spawn([](std::unique_ptr<socket>& s, std::size_t& sent, bool& sdone) -> task<void> {
+      sent = co_await s->send_async(test::bytes("ping"));
+      s.reset();
+      sdone = true;
+    }(s, sent, sdone));
+    ctx.spawn([](socket& s, std::span<std::byte> b, std::error_code& ec, bool& done) -> task<void> {
+      try {
+        co_await s.receive_async(b);
+      } catch (const socket_error& e) {
+        ec = e.code();
+      }
+      done = true;
+    }(*s, rb, rec, rdone));
+    REQUIRE(ctest::drive(ctx, [&] { return sdone && rdone; }));
+    ctest::settle(ctx, 10ms);
+    CHECK(sent == 4);
+    CHECK(rec == std::errc::operation_canceled);
+    CHECK(ctx.pending_operations() == 0);
+    std::array<char, 8> got{};  // the peer got the 4 bytes, then the end
+    CHECK(::recv(c, got.data(), got.size(), 0) == 4);
+    CHECK(sees_end(c, 1000ms));
+    ::close(c);
+  }
+
+  TEST_CASE("move-assigning onto a socket with a pending receive cancels that receive only") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    int c1 = test::blocking_connect(l.local_endpoint());
+    socket a = ctx.block_on(test::accept_one(l));
+    int c2 = test::blocking_connect(l.local_endpoint());
+    socket b = ctx.block_on(test::accept_one(l));
+    std::array<std::byte, 4> ba{}, bb{};
+    std::error_code ea, eb;
+    std::size_t nb = 0;
+    bool da = false, db = false;
+    auto recv_task = [](socket& s, std::span<std::byte> buf, std::error_code& ec, std::size_t& n,
+                        bool& done) -> task<void> {
+      try {
+        n = co_await s.receive_async(buf);
+      } catch (const socket_error& e) {
+        ec = e.code();
+      }
+      done = true;
+    };
+    std::size_t na = 0;
+    ctx.spawn(recv_task(a, ba, ea, na, da));
+    ctx.spawn(recv_task(b, bb, eb, nb, db));
+    ctest::settle(ctx, 10ms);
+    a = std::move(b);  // a's receive is cancelled; b's goes on, now on `a`
+    REQUIRE(ctest::drive(ctx, [&] { return da; }));
+    CHECK(ea == std::errc::operation_canceled);
+    CHECK_FALSE(db);
+    REQUIRE(::send(c2, "pong", 4, 0) == 4);
+    REQUIRE(ctest::drive(ctx, [&] { return db; }));
+    CHECK_FALSE(eb);
+    CHECK(nb == 4);
+    CHECK(test::str(std::span<const std::byte>(bb.data(), 4)) == "pong");
+    CHECK(sees_end(c1, 1000ms));
+    ::close(c1);
+    ::close(c2);
   }
 
   // ---- 6. the Completed event against its own handlers ----

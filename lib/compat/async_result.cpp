@@ -80,6 +80,7 @@ void AsyncResult::on_core_abandon(ringsock::socket_args&, void* target) noexcept
   std::shared_ptr<AsyncResult> keep = std::move(r->self_);  // alive through Set()
   r->error_ = SocketError::OperationAborted;
   r->native_ = ECANCELED;
+  r->owner_->op_ended();
   r->completed_.store(true, std::memory_order_release);
   r->handle_.Set();  // a thread blocked in EndX or WaitOne wakes and sees OperationAborted
   r->owner_hold_.reset();
@@ -89,6 +90,7 @@ void AsyncResult::run_callback(void* self) noexcept {
   auto* r = static_cast<AsyncResult*>(self);
   std::shared_ptr<AsyncResult> keep = std::move(r->self_);
   std::shared_ptr<Socket> owner = std::move(r->owner_hold_);  // alive through the callback
+  r->owner_->op_ended();
   if (r->owner_->context().draining()) return;  // a dying context calls nobody back
   if (r->callback_) {
     try {

@@ -28,6 +28,7 @@ std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& 
     r->owner_hold_.reset();
     throw;
   }
+  op_started();  // until run_callback (or the abandon) reports it
   if (done) {
     r->complete(true);
     ctx_->defer(&AsyncResult::run_callback, r.get());  // never on the caller's stack
@@ -160,6 +161,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginDisconnect(bool reuseSocket, AsyncCal
                                          std::move(callback), std::move(state));
   r->self_ = r;
   r->owner_hold_ = weak_from_this().lock();
+  op_started();  // until run_callback reports it
   // shutdown(2) and close(2) do not wait: it completes synchronously.
   r->error_ = connected_ ? SocketError::Success : SocketError::NotConnected;
   r->native_ = connected_ ? 0 : ENOTCONN;

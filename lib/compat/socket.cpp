@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
 #include "ringsock/error.hpp"
 
@@ -58,7 +60,16 @@ Socket::Socket(io_context& ctx, compat::AddressFamily family, compat::SocketType
       bound_(true),
       connected_(true) {}
 
-Socket::~Socket() = default;
+Socket::~Socket() {
+  if (pending_ops_ != 0) {
+    std::fprintf(stderr,
+                 "ringsock::compat: a Socket was destroyed with %u operation(s) it started still "
+                 "pending; their completions would reach freed memory. Create Sockets with "
+                 "std::make_shared, or Dispose() and let the operations complete first.\n",
+                 pending_ops_);
+    std::abort();
+  }
+}
 
 void Socket::check_disposed() const {
   if (disposed_ || !sock_.is_open())
@@ -205,6 +216,7 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
     e.sender_hold_.reset();
     return false;
   }
+  op_started();
   // Only now, so that a start that threw cannot have touched a pending operation's state.
   e.args_.set_completion(&SocketAsyncEventArgs::on_complete, &e);
   e.args_.set_abandon(&SocketAsyncEventArgs::on_abandon);
@@ -254,6 +266,7 @@ void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noe
   auto& e = *static_cast<SocketAsyncEventArgs*>(target);
   Socket& sender = *e.sender_;
   std::shared_ptr<Socket> hold = std::move(e.sender_hold_);
+  sender.op_ended();
   sender.finish(e);
   e.in_use_ = false;  // a handler may start the next operation on e at once
   e.Completed(sender, e);
@@ -263,6 +276,7 @@ void SocketAsyncEventArgs::on_abandon(ringsock::socket_args&, void* target) noex
   auto& e = *static_cast<SocketAsyncEventArgs*>(target);
   e.in_use_ = false;
   e.error_ = compat::SocketError::OperationAborted;
+  e.sender_->op_ended();
   e.sender_hold_.reset();
 }
 

@@ -5,7 +5,10 @@
 //  - BeginX/EndX wrap the same operations in an IAsyncResult.
 // Callbacks and Completed run on the thread of the owning io_context (as .NET does in its
 // inline-completions mode), never while the starting call is on the stack. Start operations on
-// that thread too. Create sockets with std::make_shared so callbacks can keep them alive.
+// that thread too. Create sockets with std::make_shared: a pending operation then keeps its
+// socket alive until its Completed or callback ran. A Socket that no shared_ptr owns and that is
+// destroyed while an operation it started is pending aborts the process with a message (the
+// completion would otherwise reach freed memory); Dispose() it and let the operations complete.
 #pragma once
 
 #include <sys/socket.h>
@@ -36,6 +39,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   // Adopts a connected core socket (what accept produces).
   Socket(io_context& ctx, compat::AddressFamily family, compat::SocketType type,
          compat::ProtocolType protocol, ringsock::socket&& connected);
+  // Aborts with a message when an operation this Socket started has not completed (only possible
+  // when no shared_ptr owns it; see the header comment).
   ~Socket();
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
@@ -132,6 +137,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
                    const char* name);
   void disconnect_now(bool reuse);
   int reserved_address_space() const noexcept;
+  // Operations started and not yet reported (Completed raised / callback run / abandoned).
+  void op_started() noexcept { ++pending_ops_; }
+  void op_ended() noexcept { --pending_ops_; }
 
   io_context* ctx_;
   ringsock::socket sock_;
@@ -142,6 +150,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool listening_ = false;
   bool connected_ = false;
   bool disposed_ = false;
+  unsigned pending_ops_ = 0;
 };
 
 }  // namespace ringsock::compat
