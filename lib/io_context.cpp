@@ -137,6 +137,7 @@ void io_context::shutdown() noexcept {
 }
 
 void io_context::orphan_cores() noexcept {
+  free_retired_cores();
   while (cores_.next != &cores_) {
     detail::socket_core* c = cores_.next;
     unlink_core(c);
@@ -296,7 +297,35 @@ void io_context::unqueue_cancel(detail::io_request* r) noexcept {
   r->cross_queued_ = false;
 }
 
+void io_context::retire_core(detail::socket_core* c) noexcept {
+  {
+    std::lock_guard lock(cross_mutex_);
+    c->retired_next = retired_;
+    retired_ = c;
+    has_cross_.store(true, std::memory_order_release);
+  }
+  if (!wake_pending_.exchange(true)) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void io_context::free_retired_cores() noexcept {
+  detail::socket_core* c;
+  {
+    std::lock_guard lock(cross_mutex_);
+    c = std::exchange(retired_, nullptr);
+  }
+  while (c) {
+    detail::socket_core* next = c->retired_next;
+    unlink_core(c);
+    delete c;
+    c = next;
+  }
+}
+
 void io_context::drain_cancels() {
+  free_retired_cores();
   for (;;) {
     detail::io_request* r;
     {
@@ -315,7 +344,7 @@ void io_context::drain_posted() {
     std::lock_guard lock(cross_mutex_);
     for (auto& fn : posted_) posted_run_.push_back(std::move(fn));
     posted_.clear();
-    has_cross_.store(cancels_ != nullptr, std::memory_order_release);
+    has_cross_.store(cancels_ != nullptr || retired_ != nullptr, std::memory_order_release);
   }
   // A posted function may re-enter the loop (compat's EndX): the nested drain continues from
   // the shared head, so every item runs exactly once and in the order posted.
@@ -386,7 +415,13 @@ bool io_context::run_until(bool (*done)(void*), void* arg, std::chrono::nanoseco
     run_ready();
     if (done(arg)) return true;
     const auto now = clock::now();
-    if (now >= deadline) return false;
+    if (now >= deadline) {
+      // One last look that does not wait: what the kernel already finished counts (a zero
+      // timeout polls).
+      pump(false);
+      run_ready();
+      return done(arg);
+    }
     pump_for(deadline - now);
   }
 }
@@ -412,7 +447,9 @@ void io_context::run_until(bool (*done)(void*), void* arg) {
 }
 
 void io_context::pump(bool may_block) {
-  const bool wait = may_block && ready_head_ == ready_.size() &&
+  // Completions already copied out (a nested loop inside a callback of the outer batch) are
+  // work at hand: dispatch them before ever waiting for the kernel.
+  const bool wait = may_block && ready_head_ == ready_.size() && batch_head_ == batch_size_ &&
                     !stop_requested_.load(std::memory_order_relaxed);
   before_submit();
   note_enter(wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit_and_get_events(&ring_));
@@ -420,7 +457,7 @@ void io_context::pump(bool may_block) {
 }
 
 void io_context::pump_for(std::chrono::nanoseconds limit) {
-  if (ready_head_ < ready_.size() || limit.count() <= 0) {
+  if (ready_head_ < ready_.size() || batch_head_ < batch_size_ || limit.count() <= 0) {
     pump(false);
     return;
   }

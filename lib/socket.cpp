@@ -180,6 +180,8 @@ bool accept_awaiter::await_ready() {
   req_.done_ = &resume_waiter;
   req_.buf_ = {};
   req_.report_errors_ = false;
+  // Looked up again: the listener may have been closed since accept_async() made this awaiter.
+  acceptor_ = &sock_->checked_acceptor("accept_async");
   return acceptor_->start(req_, opts_);
 }
 
@@ -190,6 +192,10 @@ socket accept_awaiter::await_resume() {
 
 void free_core_if_unused(socket_core* c) noexcept {
   if (c->owned || c->ops != 0) return;
+  if (c->ctx && !c->ctx->running_in_this_thread()) {
+    c->ctx->retire_core(c);  // the live-core list belongs to the context's thread
+    return;
+  }
   if (c->ctx) c->ctx->unlink_core(c);
   delete c;
 }

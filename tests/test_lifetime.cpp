@@ -615,6 +615,132 @@ TEST_SUITE("lifetime") {
     ::close(c2);
   }
 
+  // ---- found by a hostile review of the fix ----
+
+  TEST_CASE("a callback that re-enters the loop for a completion of its own batch gets it at "
+            "once") {
+    ringsock::io_context ctx;
+    auto l = ctest::listener(ctx);
+    int c1 = test::blocking_connect(ctest::endpoint_of(l));
+    int c2 = test::blocking_connect(ctest::endpoint_of(l));
+    auto s1 = l->EndAccept(l->BeginAccept(nullptr, {}));
+    auto s2 = l->EndAccept(l->BeginAccept(nullptr, {}));
+    REQUIRE(::send(c1, "1", 1, 0) == 1);
+    REQUIRE(::send(c2, "2", 1, 0) == 1);
+    std::array<std::byte, 1> b1{}, b2{};
+    std::shared_ptr<ctest::IAsyncResult> ar2;
+    int n2 = -1;
+    std::chrono::steady_clock::duration took{};
+    bool done = false;
+    // Both receives complete at submission, so one reap copies both CQEs: the first one's
+    // callback waits for the second, which is already in the batch, not in the kernel.
+    auto ar1 = s1->BeginReceive(b1, 0, 1, ctest::SocketFlags::None,
+                                [&](std::shared_ptr<ctest::IAsyncResult>) {
+                                  const auto t0 = std::chrono::steady_clock::now();
+                                  n2 = s2->EndReceive(ar2);
+                                  took = std::chrono::steady_clock::now() - t0;
+                                  done = true;
+                                },
+                                {});
+    ar2 = s2->BeginReceive(b2, 0, 1, ctest::SocketFlags::None, nullptr, {});
+    REQUIRE(ctest::drive(ctx, [&] { return done; }));
+    CHECK(n2 == 1);
+    CHECK(took < 500ms);
+    CHECK(s1->EndReceive(ar1) == 1);
+    ::close(c1);
+    ::close(c2);
+  }
+
+  TEST_CASE("WaitOne(0) on the loop thread polls: a result the kernel already has counts") {
+    ringsock::io_context ctx;
+    auto l = ctest::listener(ctx);
+    int c = test::blocking_connect(ctest::endpoint_of(l));
+    auto s = l->EndAccept(l->BeginAccept(nullptr, {}));
+    REQUIRE(::send(c, "z", 1, 0) == 1);
+    std::array<std::byte, 1> buf{};
+    auto ar = s->BeginReceive(buf, 0, 1, ctest::SocketFlags::None, nullptr, {});
+    CHECK(ar->AsyncWaitHandle().WaitOne(0));
+    CHECK(s->EndReceive(ar) == 1);
+    ::close(c);
+  }
+
+  TEST_CASE("a compat Socket no shared_ptr owns may be destroyed once EndX returned, also "
+            "for operations that completed synchronously") {
+    ringsock::io_context ctx;
+    auto l = ctest::listener(ctx);
+    int c0 = test::blocking_connect(ctest::endpoint_of(l));
+    auto first = l->EndAccept(l->BeginAccept(nullptr, {}));  // arms the multishot accept
+    int c = test::blocking_connect(ctest::endpoint_of(l));
+    ctest::settle(ctx, 10ms);  // the connection waits in the listener's queue
+    auto ar = l->BeginAccept(nullptr, {});
+    CHECK(ar->CompletedSynchronously());
+    std::shared_ptr<ctest::Socket> accepted = l->EndAccept(ar);
+    auto* raw = new ctest::Socket(ctx, ctest::AddressFamily::InterNetwork, ctest::SocketType::Stream,
+                                  ctest::ProtocolType::Tcp);
+    raw->Connect(ctest::IPEndPoint(ctest::IPAddress::Loopback, ctest::port_of(l)));
+    bool called = false;
+    auto dar = raw->BeginDisconnect(false, [&](std::shared_ptr<ctest::IAsyncResult>) { called = true; }, {});
+    raw->EndDisconnect(dar);
+    delete raw;  // the callback is still to come: it must not need the socket
+    REQUIRE(ctest::drive(ctx, [&] { return called; }));
+    ::close(c);
+    ::close(c0);
+  }
+
+  TEST_CASE("EndReceive and EndAccept on a worker thread, which then destroys the sockets, while "
+            "the loop keeps accepting") {
+    ringsock::io_context ctx;
+    auto l = ctest::listener(ctx);
+    const ringsock::endpoint ep = ctest::endpoint_of(l);
+    auto* raw = new ctest::Socket(ctx, ctest::AddressFamily::InterNetwork, ctest::SocketType::Stream,
+                                  ctest::ProtocolType::Tcp);
+    raw->Connect(ctest::IPEndPoint(ctest::IPAddress::Loopback, ctest::port_of(l)));
+    auto peer = l->EndAccept(l->BeginAccept(nullptr, {}));
+    std::array<std::byte, 1> buf{};
+    auto rar = raw->BeginReceive(buf, 0, 1, ctest::SocketFlags::None, nullptr, {});
+    std::vector<std::shared_ptr<ctest::IAsyncResult>> accepts;
+    for (int i = 0; i < 8; ++i) accepts.push_back(l->BeginAccept(nullptr, {}));
+    std::atomic<int> worker_done{0};
+    std::thread worker([&] {
+      CHECK(raw->EndReceive(rar) == 1);
+      delete raw;  // on the worker: its core goes back to the loop through the mailbox
+      for (auto& a : accepts) {
+        std::shared_ptr<ctest::Socket> s = l->EndAccept(a);
+        s.reset();  // the last owner, on the worker
+      }
+      worker_done = 1;
+    });
+    std::vector<int> clients;
+    std::thread connector([&] {
+      for (int i = 0; i < 8; ++i) clients.push_back(test::blocking_connect(ep));
+    });
+    REQUIRE(::send(peer->Handle(), "w", 1, 0) == 1);
+    const bool ok = ctest::drive(ctx, [&] { return worker_done.load() == 1; });
+    connector.join();
+    worker.join();
+    CHECK(ok);
+    ctest::settle(ctx, 20ms);
+    CHECK(ctx.pending_operations() == 0);
+    for (int fd : clients) ::close(fd);
+  }
+
+  TEST_CASE("an accept awaiter made before its listener was closed throws socket_closed_error "
+            "when awaited") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    bool threw = false;
+    ctx.block_on([](socket& l, bool& threw) -> task<void> {
+      auto aw = l.accept_async();
+      l.close();
+      try {
+        (void)co_await aw;
+      } catch (const socket_closed_error&) {
+        threw = true;
+      }
+    }(l, threw));
+    CHECK(threw);
+  }
+
   // ---- 6. the Completed event against its own handlers ----
 
   TEST_CASE("6: a handler that removes itself does not make the next one be skipped") {

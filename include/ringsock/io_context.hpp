@@ -179,6 +179,8 @@ class io_context {
   // A core for a descriptor of this context (see detail/socket_core.hpp), and its removal.
   detail::socket_core* make_core(int fd);
   void unlink_core(detail::socket_core* c) noexcept;
+  // Thread-safe: a core released on another thread is freed by the loop.
+  void retire_core(detail::socket_core* c) noexcept;
   // Fire-and-forget SQEs whose CQE is ignored (user_data 0).
   void prep_cancel(const void* target) noexcept;
   void prep_cancel_fd(int fd) noexcept;
@@ -267,6 +269,7 @@ class io_context {
   void arm_wake() noexcept;
   void drain_posted();
   void drain_cancels();
+  void free_retired_cores() noexcept;
   bool has_work() const noexcept;
   void shutdown() noexcept;
   // Closes the descriptors of the cores still linked and detaches them from this context.
@@ -302,6 +305,7 @@ class io_context {
   unsigned batch_head_ = 0, batch_size_ = 0;
   detail::socket_core cores_;  // sentinel of the live cores
   detail::io_request* cancels_ = nullptr;  // cross-thread stop requests, under cross_mutex_
+  detail::socket_core* retired_ = nullptr;  // cores released on other threads, under cross_mutex_
   std::atomic<bool> has_cross_{false};
 #ifdef RINGSOCK_FAULT_INJECTION
   testing::fault_plan* faults_ = nullptr;

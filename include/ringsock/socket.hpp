@@ -179,9 +179,11 @@ class socket {
 template <class Prep>
 void socket::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
   detail::socket_core* c = core_;
-  c->ctx->arm(r, o, [&](io_uring_sqe* sqe) { prep(sqe, c->fd); });
+  // Held before arming: making room for the SQE may dispatch completions, and one of them may
+  // close or destroy this socket (prep then sees fd -1 and the kernel answers EBADF).
   r.core_ = c;
   ++c->ops;
+  c->ctx->arm(r, o, [&](io_uring_sqe* sqe) { prep(sqe, c->fd); });
 }
 
 }  // namespace ringsock

@@ -65,6 +65,9 @@ void AsyncResult::complete(bool synchronously) noexcept {
     else if (op_ == SocketAsyncOperation::Connect)
       owner_->after_connect(true);
   }
+  // The last touch of the owner: once the handle is set, EndX may return on another thread and
+  // the owner may be destroyed there (a Socket no shared_ptr owns).
+  if (!synchronously) owner_->op_ended();
   completed_.store(true, std::memory_order_release);
   handle_.Set();
 }
@@ -89,14 +92,14 @@ void AsyncResult::on_core_abandon(ringsock::socket_args&, void* target) noexcept
 void AsyncResult::run_callback(void* self) noexcept {
   auto* r = static_cast<AsyncResult*>(self);
   std::shared_ptr<AsyncResult> keep = std::move(r->self_);
+  // owner_ is not touched here: it may be gone (see complete()); a shared one is held.
   std::shared_ptr<Socket> owner = std::move(r->owner_hold_);  // alive through the callback
-  r->owner_->op_ended();
-  if (r->owner_->context().draining()) return;  // a dying context calls nobody back
+  if (r->ctx_->draining()) return;  // a dying context calls nobody back
   if (r->callback_) {
     try {
       r->callback_(keep);
     } catch (...) {
-      r->owner_->context().report_exception(std::current_exception());
+      r->ctx_->report_exception(std::current_exception());
     }
   }
 }

@@ -16,6 +16,7 @@ class AsyncResult final : public IAsyncResult, public std::enable_shared_from_th
  public:
   AsyncResult(Socket& owner, SocketAsyncOperation op, AsyncCallback callback, std::any state)
       : owner_(&owner),
+        ctx_(&owner.context()),
         op_(op),
         callback_(std::move(callback)),
         state_(std::move(state)),
@@ -34,7 +35,8 @@ class AsyncResult final : public IAsyncResult, public std::enable_shared_from_th
   // The context dies with the operation pending: let go of ourselves and the socket.
   static void on_core_abandon(ringsock::socket_args& a, void* target) noexcept;
 
-  Socket* owner_;
+  Socket* owner_;  // not touched after the handle is set (a Socket no shared_ptr owns may die)
+  io_context* ctx_;
   SocketAsyncOperation op_;
   AsyncCallback callback_;
   std::any state_;

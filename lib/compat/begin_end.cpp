@@ -28,11 +28,11 @@ std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& 
     r->owner_hold_.reset();
     throw;
   }
-  op_started();  // until run_callback (or the abandon) reports it
   if (done) {
     r->complete(true);
     ctx_->defer(&AsyncResult::run_callback, r.get());  // never on the caller's stack
   } else {
+    op_started();  // until complete() (or the abandon) reports it
     r->args_.set_completion(&AsyncResult::on_core_complete, r.get());
     r->args_.set_abandon(&AsyncResult::on_core_abandon);
   }
@@ -161,7 +161,6 @@ std::shared_ptr<IAsyncResult> Socket::BeginDisconnect(bool reuseSocket, AsyncCal
                                          std::move(callback), std::move(state));
   r->self_ = r;
   r->owner_hold_ = weak_from_this().lock();
-  op_started();  // until run_callback reports it
   // shutdown(2) and close(2) do not wait: it completes synchronously.
   r->error_ = connected_ ? SocketError::Success : SocketError::NotConnected;
   r->native_ = connected_ ? 0 : ENOTCONN;

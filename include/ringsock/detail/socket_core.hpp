@@ -23,7 +23,9 @@ class acceptor;
 //    in steady state).
 // A context that is destroyed first closes the descriptors of the cores still owned and
 // orphans them (ctx = nullptr): the socket objects then hold closed, context-less handles.
-// Only the context's thread touches a core while its context lives.
+// Only the context's thread touches a core while its context lives; a socket object released on
+// another thread (a compat Socket dropped after EndX there) hands its core to the context's
+// mailbox, which frees it on the context's thread.
 struct socket_core : frame_allocated {
   io_context* ctx = nullptr;      // null once the context is gone
   int fd = -1;                    // -1 once closed
@@ -33,6 +35,7 @@ struct socket_core : frame_allocated {
   std::size_t accept_capacity = 64;
   socket_core* prev = nullptr;    // the context's list of live cores
   socket_core* next = nullptr;
+  socket_core* retired_next = nullptr;  // the mailbox's list of cores to free
 };
 
 // The last owner (socket object or operation) let go: recycle the core.
