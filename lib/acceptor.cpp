@@ -33,10 +33,18 @@ acceptor::acceptor(io_context& ctx, int fd, std::size_t capacity)
       ready_(ring_size_for(capacity_), -1),
       accept_(this),
       backoff_(this) {
-  ctx_.link_acceptor(this);
+  hook_.stop = [](void* a) noexcept { static_cast<acceptor*>(a)->stop_accepting(); };
+  hook_.has_waiters = [](const void* a) noexcept {
+    return static_cast<const acceptor*>(a)->has_waiters();
+  };
+  hook_.abandon = [](void* a) noexcept { static_cast<acceptor*>(a)->abandon_waiters(); };
+  hook_.owner = this;
+  ctx_.link_hook(&hook_);
 }
 
-acceptor::~acceptor() { ctx_.unlink_acceptor(this); }
+acceptor::~acceptor() { ctx_.unlink_hook(&hook_); }
+
+void close_listener(acceptor* a) noexcept { a->close(); }
 
 void acceptor::abandon_waiters() noexcept {
   io_request* all = take_waiters();  // after this, `this` may be freed by a settle below
@@ -103,13 +111,13 @@ void acceptor::forget(io_request& r) noexcept {
 // ---- the multishot accept ----
 
 void acceptor::arm() noexcept {
-  io_uring_sqe* sqe = ctx_.acquire_sqes(1);
+  io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
   if (multishot_)
     io_uring_prep_multishot_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
   else
     io_uring_prep_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
   io_uring_sqe_set_data(sqe, &accept_);
-  ctx_.note_armed();
+  ctx_.ring().expect_cqes();
   ++ops_;
   in_kernel_ = true;
   cancel_sent_ = false;
@@ -128,10 +136,10 @@ void acceptor::start_backoff() noexcept {
   backoff_ms_ = backoff_ms_ ? std::min(backoff_ms_ * 2, max_backoff_ms) : first_backoff_ms;
   backoff_.ts.tv_sec = backoff_ms_ / 1000;
   backoff_.ts.tv_nsec = static_cast<long long>(backoff_ms_ % 1000) * 1'000'000;
-  io_uring_sqe* sqe = ctx_.acquire_sqes(1);
+  io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
   io_uring_prep_timeout(sqe, &backoff_.ts, 0, 0);
   io_uring_sqe_set_data(sqe, &backoff_);
-  ctx_.note_armed();
+  ctx_.ring().expect_cqes();
   ++ops_;
   backing_off_ = true;
 }
@@ -158,7 +166,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
     } else {
       a.push_ready(res);
       if (a.count_ >= a.capacity_ && a.in_kernel_ && !a.cancel_sent_) {
-        a.ctx_.prep_cancel(&a.accept_);
+        a.ctx_.ring().prep_cancel(&a.accept_);
         a.cancel_sent_ = true;
       }
       if (!more) a.maybe_arm();
@@ -173,7 +181,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
     } else if (is_resource_errno(err)) {
       // Never spin on EMFILE: stop, back off, retry. Only args-form accepts hear about it.
       if (more && !a.cancel_sent_) {
-        a.ctx_.prep_cancel(&a.accept_);
+        a.ctx_.ring().prep_cancel(&a.accept_);
         a.cancel_sent_ = true;
       }
       if (!a.backing_off_) a.start_backoff();
@@ -223,10 +231,10 @@ void acceptor::watch(io_request& r, const io_options& o) {
   if (o.timeout.count() > 0) {
     r.timer_.ts_ = to_timespec(o.timeout.count());
     r.timer_.complete_ = &acceptor::on_wait_timer;
-    io_uring_sqe* sqe = ctx_.acquire_sqes(1);
+    io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
     io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);
     io_uring_sqe_set_data(sqe, &r.timer_);
-    ctx_.note_armed();
+    ctx_.ring().expect_cqes();
     r.timer_armed_ = true;
     r.pending_ = 2;
   }
@@ -267,11 +275,11 @@ void acceptor::first_receive(io_request& r, int fd) noexcept {
   r.fd_ = fd;
   r.second_round_ = true;
   r.complete_ = &acceptor::on_first_receive;
-  io_uring_sqe* sqe = ctx_.acquire_sqes(1);
+  io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
   io_uring_prep_recv(sqe, fd, r.buf_.data(), r.buf_.size(), 0);
   io_uring_sqe_set_data(sqe, &r);
-  ctx_.note_armed();
-  if (r.cancelled_) ctx_.prep_cancel(&r);
+  ctx_.ring().expect_cqes();
+  if (r.cancelled_) ctx_.ring().prep_cancel(&r);
 }
 
 // The first block arrived (or the receive failed): the accept's timer has nothing left to guard.
@@ -296,7 +304,7 @@ void acceptor::deliver(io_request& r, int res) noexcept {
 // The delivery came first: ask the kernel to drop the waiter's timer (its own CQE still comes).
 void acceptor::remove_timer(io_request& r) noexcept {
   if (!r.timer_armed_) return;
-  io_uring_sqe* sqe = r.ctx_->acquire_sqes(1);
+  io_uring_sqe* sqe = r.ctx_->ring().reserve_sqes(1);
   io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
   io_uring_sqe_set_data64(sqe, 0);
 }
@@ -311,7 +319,7 @@ void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
       r.res_ = -ETIMEDOUT;
       r.settle();  // the delivery that will not come
     } else if (r.second_round_) {
-      r.ctx_->prep_cancel(&r);  // the first receive: its CQE ends it
+      r.ctx_->ring().prep_cancel(&r);  // the first receive: its CQE ends it
     }
   }
   r.settle();
@@ -324,7 +332,7 @@ void acceptor::on_wait_cancel(io_request* r) noexcept {
     a->forget(*r);
     r->ctx_->defer(&acceptor::deliver_cancelled, r);
   } else if (r->second_round_) {
-    r->ctx_->prep_cancel(r);
+    r->ctx_->ring().prep_cancel(r);
   }
 }
 
@@ -352,8 +360,8 @@ void acceptor::stop_accepting() noexcept {
   }
   while (count_ > 0) ::close(pop_ready());
   if (!ctx_.draining()) {
-    if (in_kernel_) ctx_.prep_cancel(&accept_);
-    if (backing_off_) ctx_.prep_cancel(&backoff_);
+    if (in_kernel_) ctx_.ring().prep_cancel(&accept_);
+    if (backing_off_) ctx_.ring().prep_cancel(&backoff_);
   }
 }
 

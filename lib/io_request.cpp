@@ -24,7 +24,7 @@ void io_request::on_timer_cqe(operation* op, int res, std::uint32_t) noexcept {
   r->settle();
 }
 
-void io_request::cancel_sqe(io_request* r) noexcept { r->ctx_->prep_cancel(r); }
+void io_request::cancel_sqe(io_request* r) noexcept { r->ctx_->ring().prep_cancel(r); }
 
 void io_request::settle() noexcept {
   if (--pending_ != 0) return;

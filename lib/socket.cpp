@@ -79,9 +79,9 @@ void socket::close() noexcept {
   // A request in flight holds its own reference to the file, so closing the number alone would
   // not stop it. Cancel by fd, then close, both through the ring and in this order: the cancel
   // matches before the number can be reused.
-  ctx.prep_cancel_fd(fd);
-  ctx.prep_close(fd);
-  if (!ctx.in_loop()) ctx.submit_now();  // nobody would submit it until the next run
+  ctx.ring().prep_cancel_fd(fd);
+  ctx.ring().prep_close(fd);
+  if (!ctx.in_loop()) ctx.ring().flush();  // nobody would submit it until the next run
 }
 
 socket socket::listen(io_context& ctx, const endpoint& ep, int backlog) {

@@ -20,13 +20,13 @@
 #include <type_traits>
 #include <vector>
 
+#include "ringsock/detail/drain_hook.hpp"
+#include "ringsock/detail/mailbox.hpp"
 #include "ringsock/detail/operation.hpp"
+#include "ringsock/detail/ring.hpp"
 #include "ringsock/detail/socket_core.hpp"
 #include "ringsock/io_options.hpp"
 #include "ringsock/task.hpp"
-#ifdef RINGSOCK_FAULT_INJECTION
-#include "ringsock/testing/fault_plan.hpp"
-#endif
 
 namespace ringsock {
 
@@ -49,18 +49,9 @@ struct shutdown_report {
   std::chrono::milliseconds took{0};
 };
 
-// What the kernel accepted at setup (probed once; fallbacks are taken silently).
-struct ring_features {
-  bool single_issuer = false;
-  bool defer_taskrun = false;
-  bool coop_taskrun = false;
-  bool registered_ring_fd = false;
-};
-
 class io_context;
 
 namespace detail {
-class acceptor;
 // The root of a spawned task: owns the frame, unlinks itself from its context when it ends.
 struct spawned_task {
   struct promise_type;
@@ -153,18 +144,18 @@ class io_context {
     io_context* ctx_;
   };
 
-  const io_stats& stats() const noexcept { return stats_; }
+  // Counters of this context (a snapshot).
+  io_stats stats() const noexcept;
   // Operations started and not finished (accepts waiting in a listener's queue included).
   std::size_t pending_operations() const noexcept { return outstanding_; }
-  const ring_features& features() const noexcept { return features_; }
+  const ring_features& features() const noexcept { return ring_.features(); }
   bool running_in_this_thread() const noexcept { return std::this_thread::get_id() == owner_; }
   // The thread that owns (created, runs and destroys) this context.
   std::thread::id owner_thread() const noexcept { return owner_; }
 
   // ---- Internal: the operation layer arms requests through these; not part of the API. ----
 
-  // Returns n consecutive free SQEs (the first one), flushing the SQ when it is full.
-  io_uring_sqe* acquire_sqes(unsigned n = 1);
+  detail::ring& ring() noexcept { return ring_; }
   // Arms `r`: prep(sqe) fills the SQE; a timeout in `o` becomes a linked timeout; a stop token
   // installs the stop callback. r's done_/waiter_ must be set by the caller.
   template <class Prep>
@@ -180,24 +171,15 @@ class io_context {
   detail::socket_core* make_core(int fd);
   void unlink_core(detail::socket_core* c) noexcept;
   // Thread-safe: a core released on another thread is freed by the loop.
-  void retire_core(detail::socket_core* c) noexcept;
-  // Fire-and-forget SQEs whose CQE is ignored (user_data 0).
-  void prep_cancel(const void* target) noexcept;
-  void prep_cancel_fd(int fd) noexcept;
-  void prep_cancel_all() noexcept;
-  void prep_close(int fd) noexcept;
-  // Expect `n` more CQEs that refer to live memory (the destructor drains them).
-  void note_armed(unsigned n = 1) noexcept { inflight_ += n; }
+  void retire_core(detail::socket_core* c) noexcept { mailbox_.retire_core(c); }
   // Runs fn(arg) on a following loop turn (no allocation once the queue has grown).
   void defer(void (*fn)(void*), void* arg);
   // Cross-thread stop requests.
-  void queue_cancel(detail::io_request* r);
-  void unqueue_cancel(detail::io_request* r) noexcept;
-  void count_inline() noexcept { ++stats_.inline_completions; }
+  void queue_cancel(detail::io_request* r) { mailbox_.queue_cancel(r); }
+  void unqueue_cancel(detail::io_request* r) noexcept { mailbox_.unqueue_cancel(r); }
+  void count_inline() noexcept { ++inline_completions_; }
   bool draining() const noexcept { return draining_; }
   bool in_loop() const noexcept { return in_loop_; }
-  // Hands prepared SQEs to the kernel now (outside the loop nobody else would).
-  void submit_now() noexcept { flush(); }
   void check_thread() const noexcept { assert(running_in_this_thread()); }
   void on_task_started() noexcept { ++live_tasks_; }
   void on_task_ended() noexcept { --live_tasks_; }
@@ -208,12 +190,13 @@ class io_context {
     std::coroutine_handle<> frame{};
   };
   void link_spawned(spawned_link& l) noexcept;
-  // Listeners of this context: its destructor abandons the accepts still waiting in them.
-  void link_acceptor(detail::acceptor* a) noexcept;
-  void unlink_acceptor(detail::acceptor* a) noexcept;
   void unlink_spawned(spawned_link& l) noexcept;
+  // Holders of requests outside the kernel (a listener's waiting accepts) register here; the
+  // shutdowns reach them only through the hook.
+  void link_hook(detail::drain_hook* h) noexcept;
+  void unlink_hook(detail::drain_hook* h) noexcept;
 #ifdef RINGSOCK_FAULT_INJECTION
-  void set_fault_plan(testing::fault_plan* p) noexcept { faults_ = p; }
+  void set_fault_plan(testing::fault_plan* p) noexcept { ring_.set_fault_plan(p); }
 #endif
 
  private:
@@ -221,13 +204,6 @@ class io_context {
     void (*fn)(void*);
     void* arg;
   };
-  // One CQE copied out of the ring, waiting for dispatch.
-  struct cqe_item {
-    std::uint64_t data;
-    int res;
-    std::uint32_t flags;
-  };
-  static constexpr unsigned cqe_batch = 128;
   template <class Pred>
   static bool call_pred(void* p) {
     return static_cast<bool>((*static_cast<std::remove_reference_t<Pred>*>(p))());
@@ -236,109 +212,66 @@ class io_context {
   static void* as_arg(Pred& pred) noexcept {
     return const_cast<void*>(static_cast<const void*>(std::addressof(pred)));
   }
-  struct wake_op : detail::operation {
-    explicit wake_op(io_context* c) noexcept;
-    io_context* ctx;
-    std::uint64_t value = 0;
+  // The loop's state for as long as one loop routine runs; nested routines share it, and the
+  // outermost one hands what is prepared to the kernel when it returns (also by exception).
+  class loop_scope {
+   public:
+    explicit loop_scope(io_context& c) noexcept : c_(c), outer_(!c.in_loop_) { c.in_loop_ = true; }
+    ~loop_scope() {
+      if (!outer_) return;
+      c_.in_loop_ = false;
+      c_.ring_.flush();
+    }
+    loop_scope(const loop_scope&) = delete;
+    loop_scope& operator=(const loop_scope&) = delete;
+
+   private:
+    io_context& c_;
+    bool outer_;
   };
   static void resume_handle(void* a);
-  static void on_wake(detail::operation* op, int res, std::uint32_t flags) noexcept;
+  static void report_posted_error(void* self, std::exception_ptr e);
+  static bool task_done(void* h);
 
-  void setup(const params& p);
-  // One loop turn is run_ready() (ready work, posted work, cross-thread cancels), then pump():
-  // one io_uring_enter that submits everything prepared and, when nothing is ready, waits.
+  // The one loop: turns until done(arg) (checked after each turn's ready work) or, with a
+  // deadline, until it passes (returns false then). `outermost`: refuses to nest.
+  bool loop(bool (*done)(void*), void* arg, const char* who, bool outermost,
+            const std::chrono::steady_clock::time_point* deadline);
+  // One loop turn is run_ready() (ready work, posted work, cross-thread cancels), then one
+  // io_uring_enter that submits everything prepared and, when nothing is ready, waits.
   void run_ready();
-  void pump(bool may_block);
+  void enter(bool may_block);
   // One loop turn that waits for at most `limit` when nothing is ready.
-  void pump_for(std::chrono::nanoseconds limit);
+  void enter_for(std::chrono::nanoseconds limit);
   // Tasks, operations or ready work remain (work guards aside).
   bool busy() const noexcept;
-  // Dispatches every CQE: first what is left of the batch being dispatched (a callback may
-  // re-enter the loop: the nested reap goes on with the outer batch, so every CQE is dispatched
-  // exactly once and in the kernel's order, and a multishot's last CQE is never seen before the
-  // ones it follows), then new batches until the CQ is empty.
-  void reap();
-  void flush() noexcept;
-  // Fault injection sees every SQE once, just before the kernel does (tests only).
-  void before_submit() noexcept;
-  // Counts one io_uring_enter and the SQEs it took (r: its result).
-  void note_enter(int r) noexcept {
-    ++stats_.enter_calls;
-    if (r > 0) stats_.sqes_submitted += static_cast<unsigned>(r);
-  }
-  void arm_wake() noexcept;
-  void drain_posted();
-  void drain_cancels();
-  void free_retired_cores() noexcept;
   bool has_work() const noexcept;
   void shutdown() noexcept;
   // Closes the descriptors of the cores still linked and detaches them from this context.
   void orphan_cores() noexcept;
+  void free_retired_cores() noexcept;
 
-  io_uring ring_{};
-  ring_features features_{};
-  io_stats stats_{};
   std::thread::id owner_;
+  detail::ring ring_;
+  detail::mailbox mailbox_;
   std::vector<ready_item> ready_;
-  std::size_t ready_head_ = 0;  // items before it have run
-  std::size_t inflight_ = 0;     // CQEs still to come that refer to live memory
+  std::size_t ready_head_ = 0;   // items before it have run
   std::size_t outstanding_ = 0;  // user-visible requests not finished
   std::size_t live_tasks_ = 0;
   std::size_t guards_ = 0;
+  std::uint64_t inline_completions_ = 0;
+  std::uint64_t tasks_ended_by_io_error_ = 0;
   bool draining_ = false;
   bool in_loop_ = false;
   spawned_link spawned_;  // sentinel of the spawned-task list
-  std::vector<detail::acceptor*> acceptors_;
+  std::vector<detail::drain_hook*> hooks_;
   std::function<void(std::exception_ptr)> on_exception_;
-
-  int wake_fd_ = -1;
-  wake_op wake_;
-  std::atomic<bool> wake_pending_{false};
-  std::atomic<bool> stop_requested_{false};
-  std::mutex cross_mutex_;
-  std::vector<std::function<void()>> posted_;  // filled by any thread, under cross_mutex_
-  // Taken from posted_ by the loop; one head shared by nested loops, so each item runs once.
-  std::vector<std::function<void()>> posted_run_;
-  std::size_t posted_head_ = 0;
-  std::size_t max_posted_;
-  cqe_item batch_[cqe_batch];
-  unsigned batch_head_ = 0, batch_size_ = 0;
   detail::socket_core cores_;  // sentinel of the live cores
-  detail::io_request* cancels_ = nullptr;  // cross-thread stop requests, under cross_mutex_
-  detail::socket_core* retired_ = nullptr;  // cores released on other threads, under cross_mutex_
-  std::atomic<bool> has_cross_{false};
-#ifdef RINGSOCK_FAULT_INJECTION
-  testing::fault_plan* faults_ = nullptr;
-#endif
 
   friend class work_guard;
 };
 
 // ---- inline hot path ----
-
-#ifdef RINGSOCK_FAULT_INJECTION
-inline void io_context::before_submit() noexcept {
-  if (faults_) faults_->before_submit(ring_);
-}
-#else
-inline void io_context::before_submit() noexcept {}
-#endif
-
-inline io_uring_sqe* io_context::acquire_sqes(unsigned n) {
-  check_thread();
-#ifdef RINGSOCK_FAULT_INJECTION
-  if (faults_) faults_->before_acquire(ring_);
-#endif
-  // A linked pair must go to the kernel in one submission, so make room for all of it first.
-  while (io_uring_sq_space_left(&ring_) < n) {
-    before_submit();
-    int r = io_uring_submit(&ring_);
-    note_enter(r);
-    if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) std::terminate();
-    if (r <= 0) reap();  // the CQ is full: make room, then try again
-  }
-  return io_uring_get_sqe(&ring_);
-}
 
 inline void io_context::begin(detail::io_request& r) noexcept {
   r.ctx_ = this;
@@ -372,43 +305,32 @@ void io_context::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
 
 template <class Prep>
 void io_context::submit_round(detail::io_request& r, Prep&& prep) {
-  io_uring_sqe* sqe = acquire_sqes(r.timed_ ? 2 : 1);
+  check_thread();
+  io_uring_sqe* sqe = ring_.reserve_sqes(r.timed_ ? 2 : 1);
   prep(sqe);
   io_uring_sqe_set_data(sqe, &r);
   r.pending_ = 1;
   if (r.timed_) {
     sqe->flags |= IOSQE_IO_LINK;
-    io_uring_sqe* t = io_uring_get_sqe(&ring_);
+    io_uring_sqe* t = ring_.next_sqe();
     r.timer_.complete_ = &detail::io_request::on_timer_cqe;
     io_uring_prep_link_timeout(t, &r.timer_.ts_, 0);
     io_uring_sqe_set_data(t, &r.timer_);
     r.timer_armed_ = true;
     r.pending_ = 2;
   }
-  inflight_ += r.pending_;
+  ring_.expect_cqes(r.pending_);
 }
 
 template <class T>
 T io_context::block_on(task<T> t) {
   check_thread();
-  if (in_loop_) throw std::logic_error("ringsock: block_on called from inside the loop");
   auto h = t.handle();
   if (!h) throw std::logic_error("ringsock: block_on of an empty task");
+  if (in_loop_) throw std::logic_error("ringsock: block_on called from inside the loop");
   h.promise().state_ = detail::run_state::running;
   defer(&resume_handle, h.address());
-  in_loop_ = true;
-  try {
-    for (;;) {
-      run_ready();
-      if (h.done()) break;
-      pump(true);
-    }
-  } catch (...) {
-    in_loop_ = false;
-    throw;
-  }
-  in_loop_ = false;
-  flush();
+  loop(&task_done, h.address(), "block_on", true, nullptr);
   return h.promise().take();
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ringsock/detail/drain_hook.hpp"
 #include "ringsock/detail/operation.hpp"
 #include "ringsock/io_options.hpp"
 
@@ -80,6 +81,7 @@ class acceptor {
   io_request* waiters_tail_ = nullptr;
   accept_op accept_;
   backoff_op backoff_;
+  drain_hook hook_;  // how the context's shutdowns reach this listener
   unsigned ops_ = 0;          // our own SQEs whose last CQE has not arrived
   unsigned in_handler_ = 0;   // re-entrancy guard: a handler resumed a coroutine
   unsigned backoff_ms_ = 0;

@@ -40,5 +40,7 @@ struct socket_core : frame_allocated {
 
 // The last owner (socket object or operation) let go: recycle the core.
 void free_core_if_unused(socket_core* c) noexcept;
+// The listener's socket closes: see acceptor::close.
+void close_listener(acceptor* a) noexcept;
 
 }  // namespace ringsock::detail

@@ -1,0 +1,137 @@
+// The ring layer: one io_uring instance and nothing above it (no coroutines, no sockets, no
+// listeners). Internal: users reach it only through io_context.
+//
+//   setup      newest setup flags first, stepping down on EINVAL (the fallback table in ring.cpp)
+//   SQEs       reserve_sqes(n) makes room for n consecutive SQEs (submitting, and reaping when the
+//              CQ is full) and returns the first; next_sqe() takes the others
+//   submit     flush() hands prepared SQEs to the kernel; enter()/enter_for() also wait
+//   reap       every CQE is dispatched to the operation its user_data names (operation::done),
+//              in the kernel's order, exactly once, also when a callback re-enters the loop
+//   counters   ring_counters; in_flight() = CQEs still to come that refer to live memory
+//   faults     the test-only fault plan sees every SQE before the kernel does
+#pragma once
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+
+#include "ringsock/detail/operation.hpp"
+#ifdef RINGSOCK_FAULT_INJECTION
+#include "ringsock/testing/fault_plan.hpp"
+#endif
+
+namespace ringsock {
+
+// What the kernel accepted at setup (probed once; fallbacks are taken silently).
+struct ring_features {
+  bool single_issuer = false;
+  bool defer_taskrun = false;
+  bool coop_taskrun = false;
+  bool registered_ring_fd = false;
+};
+
+}  // namespace ringsock
+
+namespace ringsock::detail {
+
+struct ring_counters {
+  std::uint64_t sqes_submitted = 0;  // SQEs handed to the kernel
+  std::uint64_t enter_calls = 0;     // io_uring_enter system calls
+  std::uint64_t cqes = 0;            // completions reaped
+};
+
+class ring {
+ public:
+  // Throws ring_setup_error (cause and remedy in what()) when io_uring is unavailable.
+  ring(unsigned sq_entries, unsigned cq_entries);
+  ~ring();
+  ring(const ring&) = delete;
+  ring& operator=(const ring&) = delete;
+
+  const ring_features& features() const noexcept { return features_; }
+  const ring_counters& counters() const noexcept { return counters_; }
+
+  // Room for n consecutive SQEs (a linked pair goes to the kernel in one submission); returns
+  // the first. Submits what is queued when the SQ is full, reaping when the CQ is full too.
+  io_uring_sqe* reserve_sqes(unsigned n = 1);
+  // One of the SQEs reserve_sqes(n) made room for, after the first.
+  io_uring_sqe* next_sqe() noexcept { return io_uring_get_sqe(&uring_); }
+  // `n` more CQEs will refer to live memory: the owner drains them before freeing it.
+  void expect_cqes(unsigned n = 1) noexcept { in_flight_ += n; }
+  std::size_t in_flight() const noexcept { return in_flight_; }
+
+  // Fire-and-forget SQEs (user_data 0: their CQEs are dropped).
+  void prep_cancel(const void* target) noexcept;  // by user_data
+  void prep_cancel_fd(int fd) noexcept;            // every request on fd
+  void prep_cancel_all() noexcept;                 // every request in the kernel
+  void prep_close(int fd) noexcept;
+
+  // Submits what is prepared (nothing when nothing is).
+  void flush() noexcept;
+  // Submits and, with `wait`, blocks for at least one CQE; then reaps.
+  void enter(bool wait) noexcept;
+  // Submits and blocks for at most `limit` for one CQE; then reaps.
+  void enter_for(std::chrono::nanoseconds limit) noexcept;
+  // Dispatches every CQE (see the header comment).
+  void reap() noexcept;
+
+#ifdef RINGSOCK_FAULT_INJECTION
+  void set_fault_plan(testing::fault_plan* p) noexcept { faults_ = p; }
+#endif
+
+ private:
+  struct cqe_item {
+    std::uint64_t data;
+    int res;
+    std::uint32_t flags;
+  };
+  static constexpr unsigned cqe_batch = 128;
+
+  void before_submit() noexcept;
+  void count_enter(int r) noexcept {
+    ++counters_.enter_calls;
+    if (r > 0) counters_.sqes_submitted += static_cast<unsigned>(r);
+  }
+
+  io_uring uring_{};
+  ring_features features_{};
+  ring_counters counters_{};
+  std::size_t in_flight_ = 0;
+  // The batch being dispatched: one head shared by nested reaps, so a callback that re-enters
+  // the loop continues it (each CQE once, in order; a multishot's last CQE never first).
+  cqe_item batch_[cqe_batch];
+  unsigned batch_head_ = 0, batch_size_ = 0;
+#ifdef RINGSOCK_FAULT_INJECTION
+  testing::fault_plan* faults_ = nullptr;
+#endif
+};
+
+// ---- inline hot path ----
+
+#ifdef RINGSOCK_FAULT_INJECTION
+inline void ring::before_submit() noexcept {
+  if (faults_) faults_->before_submit(uring_);
+}
+#else
+inline void ring::before_submit() noexcept {}
+#endif
+
+inline io_uring_sqe* ring::reserve_sqes(unsigned n) {
+#ifdef RINGSOCK_FAULT_INJECTION
+  if (faults_) faults_->before_acquire(uring_);
+#endif
+  while (io_uring_sq_space_left(&uring_) < n) {
+    before_submit();
+    int r = io_uring_submit(&uring_);
+    count_enter(r);
+    if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) std::terminate();
+    if (r <= 0) reap();  // the CQ is full: make room, then try again
+  }
+  return io_uring_get_sqe(&uring_);
+}
+
+}  // namespace ringsock::detail

@@ -1,0 +1,116 @@
+#include "ringsock/detail/ring.hpp"
+
+#include "ringsock/error.hpp"
+
+namespace ringsock::detail {
+
+ring::ring(unsigned sq_entries, unsigned cq_entries) {
+  // Newest first; older kernels refuse unknown flags with EINVAL and we step down.
+  const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+  const unsigned tries[] = {
+      base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+      base | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      base,
+      IORING_SETUP_CQSIZE,
+  };
+  int r = -EINVAL;
+  for (unsigned flags : tries) {
+    io_uring_params prm{};
+    prm.flags = flags;
+    prm.cq_entries = cq_entries;
+    r = io_uring_queue_init_params(sq_entries, &uring_, &prm);
+    if (r == 0) {
+      features_.single_issuer = flags & IORING_SETUP_SINGLE_ISSUER;
+      features_.defer_taskrun = flags & IORING_SETUP_DEFER_TASKRUN;
+      features_.coop_taskrun = flags & IORING_SETUP_COOP_TASKRUN;
+      break;
+    }
+    if (r != -EINVAL) break;
+  }
+  if (r < 0) throw ring_setup_error(-r);
+  features_.registered_ring_fd = io_uring_register_ring_fd(&uring_) == 1;
+}
+
+ring::~ring() { io_uring_queue_exit(&uring_); }
+
+void ring::prep_cancel(const void* target) noexcept {
+  io_uring_sqe* sqe = reserve_sqes(1);
+  io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(target), 0);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+void ring::prep_cancel_fd(int fd) noexcept {
+  io_uring_sqe* sqe = reserve_sqes(1);
+  io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+void ring::prep_cancel_all() noexcept {
+  io_uring_sqe* sqe = reserve_sqes(1);
+  io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+void ring::prep_close(int fd) noexcept {
+  io_uring_sqe* sqe = reserve_sqes(1);
+  io_uring_prep_close(sqe, fd);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+void ring::flush() noexcept {
+  if (io_uring_sq_ready(&uring_) == 0) return;
+  before_submit();
+  count_enter(io_uring_submit(&uring_));
+}
+
+void ring::enter(bool wait) noexcept {
+  // Completions already copied out (a nested loop inside a callback of the outer batch) are
+  // work at hand: dispatch them before ever waiting for the kernel.
+  if (batch_head_ < batch_size_) wait = false;
+  before_submit();
+  count_enter(wait ? io_uring_submit_and_wait(&uring_, 1) : io_uring_submit_and_get_events(&uring_));
+  reap();
+}
+
+void ring::enter_for(std::chrono::nanoseconds limit) noexcept {
+  if (batch_head_ < batch_size_) {
+    enter(false);
+    return;
+  }
+  __kernel_timespec ts = to_timespec(limit.count());
+  io_uring_cqe* cqe = nullptr;
+  before_submit();
+  count_enter(io_uring_submit_and_wait_timeout(&uring_, &cqe, 1, &ts, nullptr));
+  reap();
+}
+
+void ring::reap() noexcept {
+  // CQEs are copied out and the CQ advanced before dispatch: a completion may resume a
+  // coroutine that submits and reaps again (it then continues this batch).
+  for (;;) {
+    while (batch_head_ < batch_size_) {
+      const cqe_item it = batch_[batch_head_++];
+      // 0: fire-and-forget (cancel, close); LIBURING_UDATA_TIMEOUT: liburing's own wait timeout
+      if (it.data == 0 || it.data == LIBURING_UDATA_TIMEOUT) continue;
+      if (!(it.flags & IORING_CQE_F_MORE)) --in_flight_;
+      auto* op = reinterpret_cast<operation*>(static_cast<std::uintptr_t>(it.data));
+      op->complete_(op, it.res, it.flags);
+    }
+    unsigned n = 0, head;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&uring_, head, cqe) {
+      batch_[n++] = {cqe->user_data, cqe->res, cqe->flags};
+      if (n == cqe_batch) break;
+    }
+    io_uring_cq_advance(&uring_, n);
+    counters_.cqes += n;
+    batch_head_ = 0;
+    batch_size_ = n;
+    if (n == 0) {
+      if (!io_uring_cq_has_overflow(&uring_)) return;
+      io_uring_get_events(&uring_);  // the kernel holds overflowed CQEs: have them posted
+    }
+  }
+}
+
+}  // namespace ringsock::detail
