@@ -15,9 +15,10 @@ using ringsock::socket;  // POSIX ::socket() would make the bare name ambiguous
 task<void> serve(socket s) {  // state is passed as parameters, never captured
   std::array<std::byte, 4096> buf;
   for (;;) {
-    std::size_t n = co_await s.receive_async(buf);  // 0 = end of stream
-    if (n == 0) co_return;
-    co_await s.send_all_async({buf.data(), n});
+    auto [ec, n] = co_await as_result(s.receive_async(buf));  // I/O errors are values
+    if (ec || n == 0) co_return;                                // a reset peer, or the end
+    auto sent = co_await as_result(s.send_all_async({buf.data(), n}));
+    if (sent.ec) co_return;
   }
 }
 

@@ -19,6 +19,9 @@ namespace ringsock::detail {
 class plain_awaiter {
  public:
   void await_suspend(std::coroutine_handle<> h) noexcept { req_.waiter_ = h.address(); }
+  // The raw outcome once resumed: >= 0 the value, < 0 -errno (as_result reads it instead of
+  // letting await_resume throw).
+  int raw_result() const noexcept { return req_.res_; }
 
  protected:
   plain_awaiter(socket& s, io_options o) noexcept : sock_(&s), opts_(std::move(o)) {}
@@ -118,6 +121,8 @@ class send_all_awaiter : public plain_awaiter {
   std::size_t await_resume() const {
     return static_cast<std::size_t>(result_or_throw("ringsock: send_all"));
   }
+  // What went out before an error (as_result reports it with the error).
+  std::size_t value_on_error() const noexcept { return req_.done_bytes_; }
 };
 
 class send_to_awaiter : public plain_awaiter {

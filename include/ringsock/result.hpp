@@ -1,0 +1,66 @@
+// The non-throwing spelling of every plain-form operation:
+//   auto [ec, n] = co_await as_result(s.receive_async(buf));   // ec empty: n is the value
+//   if (std::error_code ec = co_await as_result(s.connect_async(ep))) ...
+// An I/O outcome (a reset peer, a cancellation, a timeout) comes back as the error_code, never
+// as an exception, so a server loop pays no unwinding per failed connection. Misuse still throws
+// at the call, before anything is submitted, as in every form.
+#pragma once
+
+#include <coroutine>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "ringsock/error.hpp"
+
+namespace ringsock {
+
+// The value and the error together (structured bindings: auto [ec, value]). On error the value
+// is value-initialised, except for send_all_async, whose value then counts the bytes that went
+// out before the error.
+template <class T>
+struct io_result {
+  std::error_code ec;
+  T value{};
+};
+
+namespace detail {
+
+template <class Awaiter>
+class result_awaiter {
+ public:
+  using value_type = decltype(std::declval<Awaiter&>().await_resume());
+  using result_type =
+      std::conditional_t<std::is_void_v<value_type>, std::error_code, io_result<value_type>>;
+
+  explicit result_awaiter(Awaiter& a) noexcept : a_(a) {}
+  bool await_ready() { return a_.await_ready(); }
+  void await_suspend(std::coroutine_handle<> h) noexcept { a_.await_suspend(h); }
+  result_type await_resume() {
+    const int res = a_.raw_result();
+    if constexpr (std::is_void_v<value_type>) {
+      return res < 0 ? make_error_code_from_errno(-res) : std::error_code{};
+    } else {
+      if (res >= 0) return {std::error_code{}, a_.await_resume()};
+      result_type r{make_error_code_from_errno(-res), value_type{}};
+      if constexpr (requires { a_.value_on_error(); }) r.value = a_.value_on_error();
+      return r;
+    }
+  }
+
+ private:
+  Awaiter& a_;  // a temporary of the same co_await expression: it lives until the resumption
+};
+
+}  // namespace detail
+
+// Wraps a plain-form operation so that co_await yields io_result<T> (or std::error_code for an
+// operation without a value) instead of throwing socket_error. Write it inside the co_await
+// expression (the operation is a temporary of that expression).
+template <class Awaiter>
+  requires requires(const Awaiter& a) { a.raw_result(); }
+[[nodiscard]] detail::result_awaiter<Awaiter> as_result(Awaiter&& a) noexcept {
+  return detail::result_awaiter<Awaiter>(a);
+}
+
+}  // namespace ringsock
