@@ -1,4 +1,4 @@
-// Error model (DESIGN.md "Error model"):
+// Error model (README, "Errors, cancellation, ownership"):
 //  - I/O outcomes: a std::error_code in the args form, ringsock::socket_error in the plain form;
 //  - misuse: a ringsock::misuse_error (std::logic_error family) thrown at the call, before anything
 //    is submitted; an empty receive buffer is std::invalid_argument.

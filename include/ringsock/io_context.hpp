@@ -1,4 +1,4 @@
-// io_context: one io_uring instance, one thread (DESIGN.md "ring" and "runtime" layers).
+// io_context: one io_uring instance, one thread (the runtime layer of README "How it works"; the ring is detail/ring.hpp).
 //
 // Thread rules: create, run and destroy a context on one thread. The only members that other
 // threads may call are post() and stop(). Everything else (and every socket of the context)

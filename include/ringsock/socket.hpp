@@ -1,6 +1,6 @@
 // socket: an RAII, move-only socket of one io_context, and its awaitable operations.
 //
-// Every operation comes in two forms (DESIGN.md "Error model"):
+// Every operation comes in two forms (README, "Errors, cancellation, ownership"; as_result in result.hpp is a third):
 //  - plain:  co_await s.receive_async(buf)  -> the value, or throws ringsock::socket_error;
 //  - args:   co_await s.receive_async(args) -> std::error_code (also in args.socket_error()),
 //            never throws for I/O outcomes; the result is in the args object.

@@ -100,7 +100,7 @@ class socket_args {
   bool sync_ = false;
 };
 
-// The paper name of the accept case, as DESIGN.md spells it.
+// The name the accept case goes by in the README.
 using accept_args = socket_args;
 
 }  // namespace ringsock

@@ -20,7 +20,7 @@ namespace detail {
 // How the child of a co_await got to its end. GCC 12 makes symmetric transfer a real tail call
 // only when optimising without ASan, so a loop of awaits that finish synchronously would grow
 // the stack: the awaiter resumes the child itself and, when the child finished inline, returns
-// false instead of transferring back (DESIGN.md pitfalls). Symmetric transfer is kept for
+// false instead of transferring back (README, coroutine pitfalls). Symmetric transfer is kept for
 // children that finish later, from the event loop.
 enum class run_state : unsigned char { lazy, starting, finished_inline, running };
 

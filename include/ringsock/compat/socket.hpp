@@ -1,5 +1,5 @@
 // .NET: System.Net.Sockets.Socket, on a ringsock::io_context. Every asynchronous member is a
-// thin view of a core ringsock operation (DESIGN.md "one operation, two views"):
+// thin view of a core ringsock operation ("one operation, two views": README, "How it works"):
 //  - XAsync(e) returns false exactly when the core operation completed inline (then Completed is
 //    not raised and e holds the result), true when pending (Completed is raised once, later);
 //  - BeginX/EndX wrap the same operations in an IAsyncResult.

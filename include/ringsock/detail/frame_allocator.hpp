@@ -1,5 +1,5 @@
 // Recycling allocator for coroutine frames: after warm-up a loop that creates and finishes tasks
-// allocates nothing (DESIGN.md invariants). Per-thread free lists by size class; no locks.
+// allocates nothing (README, "Errors, cancellation, ownership"). Per-thread free lists by size class; no locks.
 #pragma once
 
 #include <cstddef>

@@ -48,7 +48,7 @@ struct timer_part : operation {
 //
 // done_ is also called while the context is being destroyed (draining): it must then release
 // what it holds and resume nobody.
-// The two views of DESIGN.md differ only in done_: the coroutine view resumes `waiter_`, the
+// The two views (coroutine and event-args) differ only in done_: the coroutine view resumes `waiter_`, the
 // event-args view raises Completed. `again_` lets multi-round operations (send_all, accept with a
 // first receive) start their next round instead of finishing.
 struct io_request : operation {

@@ -1,5 +1,5 @@
 // The awaiters behind socket's operations. Each starts its operation in await_ready(): true
-// means it completed inline, so the coroutine never suspends (DESIGN.md "one operation, two
+// means it completed inline, so the coroutine never suspends ("one operation, two
 // views"). A completion cannot arrive before await_suspend() ran: the loop reaps CQEs only
 // after the coroutine has suspended and returned to it.
 #pragma once
