@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <sys/utsname.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -24,6 +27,19 @@ TEST_SUITE("io_context") {
     // is the fallback when that pair is refused.
     CHECK(ctx.features().defer_taskrun == ctx.features().single_issuer);
     CHECK_FALSE((ctx.features().defer_taskrun && ctx.features().coop_taskrun));
+    // The row this kernel must take: SINGLE_ISSUER and DEFER_TASKRUN exist since Linux 6.1, and a
+    // registered ring fd since 5.18.
+    utsname u{};
+    REQUIRE(::uname(&u) == 0);
+    int major = 0, minor = 0;
+    std::sscanf(u.release, "%d.%d", &major, &minor);
+    if (major > 6 || (major == 6 && minor >= 1)) {
+      CHECK(ctx.features().single_issuer);
+      CHECK(ctx.features().defer_taskrun);
+      CHECK(ctx.features().registered_ring_fd);
+    } else {
+      MESSAGE("kernel " << u.release << " predates DEFER_TASKRUN: a fallback row is expected");
+    }
   }
 
   TEST_CASE("a ring that cannot be set up throws an error naming the cause and the remedy") {
