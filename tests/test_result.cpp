@@ -8,6 +8,8 @@
 #include <array>
 #include <chrono>
 #include <stop_token>
+#include <type_traits>
+#include <utility>
 
 #include "support.hpp"
 
@@ -24,6 +26,17 @@ void reset_close(int fd) {
   ::close(fd);
 }
 }  // namespace
+
+// as_result(op) is awaitable only as the prvalue of its co_await expression: a stored one,
+// which would outlive the operation's temporary, does not compile.
+template <class T>
+concept awaitable_as_lvalue = requires(T& t) { t.operator co_await(); };
+template <class T>
+concept awaitable_as_rvalue = requires(T&& t) { static_cast<T&&>(t).operator co_await(); };
+using wrapped = decltype(as_result(std::declval<detail::receive_awaiter&>()));
+static_assert(!awaitable_as_lvalue<wrapped>);
+static_assert(awaitable_as_rvalue<wrapped>);
+static_assert(!std::is_copy_constructible_v<wrapped>);
 
 TEST_SUITE("as_result") {
   TEST_CASE("receive and send_all: values on success, error codes (no exception) on a reset") {

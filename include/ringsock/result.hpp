@@ -52,15 +52,32 @@ class result_awaiter {
   Awaiter& a_;  // a temporary of the same co_await expression: it lives until the resumption
 };
 
+// What as_result returns: awaitable only as the prvalue of the co_await expression itself, so
+// `auto r = as_result(op); co_await r;` (which would outlive the operation's temporary) does not
+// compile.
+template <class Awaiter>
+class result_of {
+ public:
+  explicit result_of(Awaiter& a) noexcept : a_(a) {}
+  result_of(const result_of&) = delete;
+  result_of& operator=(const result_of&) = delete;
+  result_awaiter<Awaiter> operator co_await() && noexcept { return result_awaiter<Awaiter>(a_); }
+
+ private:
+  Awaiter& a_;
+};
+
 }  // namespace detail
 
 // Wraps a plain-form operation so that co_await yields io_result<T> (or std::error_code for an
 // operation without a value) instead of throwing socket_error. Write it inside the co_await
-// expression (the operation is a temporary of that expression).
+// expression: co_await as_result(s.receive_async(buf)). (The operation is a temporary of that
+// expression; an lvalue awaitable, `auto aw = s.receive_async(buf); co_await as_result(aw);`, works
+// too.)
 template <class Awaiter>
   requires requires(const Awaiter& a) { a.raw_result(); }
-[[nodiscard]] detail::result_awaiter<Awaiter> as_result(Awaiter&& a) noexcept {
-  return detail::result_awaiter<Awaiter>(a);
+[[nodiscard]] detail::result_of<std::remove_reference_t<Awaiter>> as_result(Awaiter&& a) noexcept {
+  return detail::result_of<std::remove_reference_t<Awaiter>>(a);
 }
 
 }  // namespace ringsock

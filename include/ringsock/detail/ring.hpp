@@ -13,11 +13,13 @@
 
 #include <liburing.h>
 
+#include <cassert>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <thread>
 
 #include "ringsock/detail/operation.hpp"
 #ifdef RINGSOCK_FAULT_INJECTION
@@ -98,6 +100,7 @@ class ring {
   }
 
   io_uring uring_{};
+  std::thread::id owner_ = std::this_thread::get_id();  // SQEs are prepared on this thread only
   ring_features features_{};
   ring_counters counters_{};
   std::size_t in_flight_ = 0;
@@ -121,6 +124,7 @@ inline void ring::before_submit() noexcept {}
 #endif
 
 inline io_uring_sqe* ring::reserve_sqes(unsigned n) {
+  assert(std::this_thread::get_id() == owner_ && "an SQE prepared off the context's thread");
 #ifdef RINGSOCK_FAULT_INJECTION
   if (faults_) faults_->before_acquire(uring_);
 #endif
