@@ -37,4 +37,11 @@ ringsock::endpoint endpoint_of(const std::shared_ptr<Socket>& s) {
   return s->LocalEndPoint()->native();
 }
 
+accepted_pair accept_pair(ringsock::io_context& ctx) {
+  auto l = listener(ctx);
+  int c = test::blocking_connect(endpoint_of(l));
+  auto s = l->EndAccept(l->BeginAccept(nullptr, {}));
+  return {l, c, s};
+}
+
 }  // namespace ctest

@@ -24,4 +24,13 @@ std::shared_ptr<Socket> listener(ringsock::io_context& ctx, bool v6 = false);
 int port_of(const std::shared_ptr<Socket>& s);
 ringsock::endpoint endpoint_of(const std::shared_ptr<Socket>& s);
 
+// The repeated setup of the compat suites: a listener, a blocking client connected to it (the
+// caller closes it), and the server side of that connection, accepted with Begin/EndAccept.
+struct accepted_pair {
+  std::shared_ptr<Socket> listener;
+  int client;
+  std::shared_ptr<Socket> server;
+};
+accepted_pair accept_pair(ringsock::io_context& ctx);
+
 }  // namespace ctest

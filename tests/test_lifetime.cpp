@@ -334,9 +334,7 @@ TEST_SUITE("lifetime") {
   TEST_CASE("3: posted functions that call EndReceive (driving the loop) while other threads "
             "post: each runs exactly once") {
     ringsock::io_context ctx;
-    auto l = ctest::listener(ctx);
-    int c = test::blocking_connect(ctest::endpoint_of(l));
-    auto s = l->EndAccept(l->BeginAccept(nullptr, {}));
+    auto [l, c, s] = ctest::accept_pair(ctx);
     static constexpr int per_thread = 200;
     std::vector<int> runs(2 * per_thread + 1, 0);
     std::array<std::byte, 1> buf{};
@@ -374,9 +372,7 @@ TEST_SUITE("lifetime") {
   TEST_CASE("4: WaitOne(timeout) inside the loop that the operation wins leaves nothing behind "
             "that could fire into its frame") {
     ringsock::io_context ctx;
-    auto l = ctest::listener(ctx);
-    int c = test::blocking_connect(ctest::endpoint_of(l));
-    auto s = l->EndAccept(l->BeginAccept(nullptr, {}));
+    auto [l, c, s] = ctest::accept_pair(ctx);
     REQUIRE(::send(c, "x", 1, 0) == 1);
     std::array<std::byte, 1> buf{};
     bool waited = false, won = false;
@@ -401,9 +397,7 @@ TEST_SUITE("lifetime") {
   TEST_CASE("4: WaitOne(timeout) that times out returns false after the timeout; the operation "
             "goes on and completes later") {
     ringsock::io_context ctx;
-    auto l = ctest::listener(ctx);
-    int c = test::blocking_connect(ctest::endpoint_of(l));
-    auto s = l->EndAccept(l->BeginAccept(nullptr, {}));
+    auto [l, c, s] = ctest::accept_pair(ctx);
     std::array<std::byte, 1> buf{};
     auto ar = s->BeginReceive(buf, 0, 1, ctest::SocketFlags::None, nullptr, {});
     const auto t0 = std::chrono::steady_clock::now();
@@ -422,9 +416,7 @@ TEST_SUITE("lifetime") {
   TEST_CASE("5: destroying the context wakes a thread blocked in EndReceive (OperationAborted) "
             "and one blocked in AsyncWaitHandle().WaitOne()") {
     auto ctx = std::make_unique<ringsock::io_context>();
-    auto l = ctest::listener(*ctx);
-    int c = test::blocking_connect(ctest::endpoint_of(l));
-    auto s = l->EndAccept(l->BeginAccept(nullptr, {}));
+    auto [l, c, s] = ctest::accept_pair(*ctx);
     std::array<std::byte, 4> b1{}, b2{};
     auto ar1 = s->BeginReceive(b1, 0, 4, ctest::SocketFlags::None, nullptr, {});
     auto ar2 = s->BeginReceive(b2, 0, 4, ctest::SocketFlags::None, nullptr, {});
@@ -653,9 +645,7 @@ TEST_SUITE("lifetime") {
 
   TEST_CASE("WaitOne(0) on the loop thread polls: a result the kernel already has counts") {
     ringsock::io_context ctx;
-    auto l = ctest::listener(ctx);
-    int c = test::blocking_connect(ctest::endpoint_of(l));
-    auto s = l->EndAccept(l->BeginAccept(nullptr, {}));
+    auto [l, c, s] = ctest::accept_pair(ctx);
     REQUIRE(::send(c, "z", 1, 0) == 1);
     std::array<std::byte, 1> buf{};
     auto ar = s->BeginReceive(buf, 0, 1, ctest::SocketFlags::None, nullptr, {});
