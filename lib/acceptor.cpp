@@ -1,4 +1,4 @@
-#include "ringsock/detail/acceptor.hpp"
+#include "acceptor.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <utility>
 
-#include "ringsock/detail/acceptor.hpp"
+#include "acceptor.hpp"
 #include "ringsock/socket_args.hpp"
 
 namespace ringsock {

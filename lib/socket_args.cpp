@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "ringsock/detail/acceptor.hpp"
+#include "acceptor.hpp"
 
 namespace ringsock {
 

@@ -117,9 +117,8 @@ class [[nodiscard]] task {
   awaiter operator co_await() && noexcept { return awaiter{h_}; }
   awaiter operator co_await() & noexcept { return awaiter{h_}; }
 
-  // Internal: the frame (for block_on), and giving up ownership (for spawn).
+  // Internal: the frame (for block_on).
   handle_type handle() const noexcept { return h_; }
-  handle_type release() noexcept { return std::exchange(h_, {}); }
 
  private:
   void reset() noexcept {
