@@ -731,6 +731,36 @@ TEST_SUITE("lifetime") {
     CHECK(threw);
   }
 
+  TEST_CASE("a Completed handler that disposes its own socket with a send pending on it, then "
+            "re-enters the loop") {
+    ringsock::io_context ctx;
+    auto [l, c, s] = ctest::accept_pair(ctx);
+    std::vector<std::byte> big(8u << 20);  // the client reads nothing: this send stays pending
+    std::array<std::byte, 1> one{};
+    ctest::SocketAsyncEventArgs rx, tx;
+    rx.SetBuffer(one, 0, 1);
+    tx.SetBuffer(big, 0, static_cast<int>(big.size()));
+    bool tx_done = false, rx_done = false;
+    ctest::SocketError tx_error = ctest::SocketError::Success;
+    tx.Completed += [&](ctest::Socket&, ctest::SocketAsyncEventArgs& e) {
+      tx_error = e.SocketError();
+      tx_done = true;
+    };
+    rx.Completed += [&](ctest::Socket& sender, ctest::SocketAsyncEventArgs&) {
+      sender.Dispose();  // its own socket, inside its own completion
+      ctest::settle(ctx, 10ms);  // re-enters the loop: the send's cancellation arrives here
+      rx_done = true;
+    };
+    REQUIRE(s->SendAsync(tx));
+    REQUIRE(s->ReceiveAsync(rx));
+    REQUIRE(::send(c, "x", 1, 0) == 1);
+    REQUIRE(ctest::drive(ctx, [&] { return rx_done && tx_done; }));
+    CHECK(tx_error == ctest::SocketError::OperationAborted);
+    ctest::settle(ctx, 10ms);
+    CHECK(ctx.pending_operations() == 0);
+    ::close(c);
+  }
+
   // ---- 6. the Completed event against its own handlers ----
 
   TEST_CASE("6: a handler that removes itself does not make the next one be skipped") {

@@ -7,14 +7,12 @@
 
 #include <liburing.h>
 
-#include <atomic>
 #include <cassert>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <mutex>
 #include <memory>
 #include <thread>
 #include <type_traits>
@@ -305,7 +303,6 @@ void io_context::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
 
 template <class Prep>
 void io_context::submit_round(detail::io_request& r, Prep&& prep) {
-  check_thread();
   io_uring_sqe* sqe = ring_.reserve_sqes(r.timed_ ? 2 : 1);
   prep(sqe);
   io_uring_sqe_set_data(sqe, &r);
