@@ -22,7 +22,7 @@ std::size_t ring_size_for(std::size_t capacity) {
 
 }  // namespace
 
-acceptor::accept_op::accept_op(acceptor* a) noexcept : operation(&acceptor::on_accept), self(a) {}
+acceptor::multishot_accept::multishot_accept(acceptor* a) noexcept : operation(&acceptor::on_accept), self(a) {}
 acceptor::backoff_op::backoff_op(acceptor* a) noexcept
     : operation(&acceptor::on_backoff), self(a) {}
 
@@ -46,10 +46,30 @@ acceptor::~acceptor() { ctx_.unlink_hook(&hook_); }
 
 void close_listener(acceptor* a) noexcept { a->close(); }
 
+namespace {
+accept_op& op_of(io_request& r) noexcept { return *static_cast<accept_op*>(r.op_); }
+}  // namespace
+
+accept_op::~accept_op() {
+  if (source) source->forget(*this);
+}
+
+void check_op(const socket_core* c, const accept_op&) {
+  if (!c || c->fd < 0) throw socket_closed_error(accept_op::name);
+  if (!c->listener) throw not_listening_error(accept_op::name);
+}
+
+bool start_op(socket_core& c, io_request& r, accept_op& op, const io_options& o) {
+  check_op(&c, op);  // again: the listener may have been closed since the call
+  r.op_ = &op;
+  r.again_ = nullptr;
+  return c.listener->start(r, o);
+}
+
 void acceptor::abandon_waiters() noexcept {
   io_request* all = take_waiters();  // after this, `this` may be freed by a settle below
   while (io_request* w = all) {
-    all = w->next_;
+    all = op_of(*w).next;
     w->res_ = -ECANCELED;
     w->settle();
   }
@@ -81,10 +101,10 @@ int acceptor::pop_ready() noexcept {
 }
 
 void acceptor::push_waiter(io_request& r) noexcept {
-  r.next_ = nullptr;
-  r.source_ = this;
+  op_of(r).next = nullptr;
+  op_of(r).source = this;
   if (waiters_tail_)
-    waiters_tail_->next_ = &r;
+    op_of(*waiters_tail_).next = &r;
   else
     waiters_ = &r;
   waiters_tail_ = &r;
@@ -93,19 +113,19 @@ void acceptor::push_waiter(io_request& r) noexcept {
 io_request* acceptor::take_waiters() noexcept {
   io_request* all = waiters_;
   waiters_ = waiters_tail_ = nullptr;
-  for (io_request* w = all; w; w = w->next_) w->source_ = nullptr;
+  for (io_request* w = all; w; w = op_of(*w).next) op_of(*w).source = nullptr;
   return all;
 }
 
-void acceptor::forget(io_request& r) noexcept {
+void acceptor::forget(accept_op& op) noexcept {
   io_request* prev = nullptr;
-  for (io_request* w = waiters_; w; prev = w, w = w->next_) {
-    if (w != &r) continue;
-    (prev ? prev->next_ : waiters_) = w->next_;
+  for (io_request* w = waiters_; w; prev = w, w = op_of(*w).next) {
+    if (w->op_ != &op) continue;
+    (prev ? op_of(*prev).next : waiters_) = op.next;
     if (waiters_tail_ == w) waiters_tail_ = prev;
     break;
   }
-  r.source_ = nullptr;
+  op.source = nullptr;
 }
 
 // ---- the multishot accept ----
@@ -145,7 +165,7 @@ void acceptor::start_backoff() noexcept {
 }
 
 void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
-  acceptor& a = *static_cast<accept_op*>(op)->self;
+  acceptor& a = *static_cast<multishot_accept*>(op)->self;
   const bool more = flags & IORING_CQE_F_MORE;
   if (!more) {
     --a.ops_;
@@ -158,9 +178,9 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
     a.accepted_any_ = true;
     a.backoff_ms_ = 0;
     if (io_request* w = a.waiters_) {
-      a.waiters_ = w->next_;
+      a.waiters_ = op_of(*w).next;
       if (!a.waiters_) a.waiters_tail_ = nullptr;
-      w->source_ = nullptr;
+      op_of(*w).source = nullptr;
       if (!more) a.maybe_arm();
       a.deliver(*w, res);  // may resume a coroutine that uses this acceptor: state is settled
     } else {
@@ -187,8 +207,8 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
       if (!a.backing_off_) a.start_backoff();
       io_request* all = a.take_waiters();
       while (io_request* w = all) {
-        all = w->next_;
-        if (w->report_errors_)
+        all = op_of(*w).next;
+        if (op_of(*w).report_errors)
           a.deliver(*w, res);  // the resumed loop may accept again, or close the listener
         else if (a.stopped_)
           a.ctx_.defer(&acceptor::deliver_cancelled, w);
@@ -199,7 +219,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
       a.fatal_ = res;  // the listener is broken: every accept from now on gets this error
       io_request* all = a.take_waiters();
       while (io_request* w = all) {
-        all = w->next_;
+        all = op_of(*w).next;
         a.deliver(*w, res);
       }
     }
@@ -227,7 +247,7 @@ void acceptor::maybe_free() noexcept {
 
 void acceptor::watch(io_request& r, const io_options& o) {
   r.cancel_ = &acceptor::on_wait_cancel;
-  r.pending_ = 1;
+  r.cqes_left_ = 1;
   if (o.timeout.count() > 0) {
     r.timer_.ts_ = to_timespec(o.timeout.count());
     r.timer_.complete_ = &acceptor::on_wait_timer;
@@ -236,16 +256,17 @@ void acceptor::watch(io_request& r, const io_options& o) {
     io_uring_sqe_set_data(sqe, &r.timer_);
     ctx_.ring().expect_cqes();
     r.timer_armed_ = true;
-    r.pending_ = 2;
+    r.cqes_left_ = 2;
   }
   if (o.stop.stop_possible()) r.watch(o.stop);
 }
 
 bool acceptor::start(io_request& r, const io_options& o) {
   ctx_.begin(r);
-  r.fd_ = -1;
-  r.second_round_ = false;
-  r.source_ = nullptr;
+  accept_op& op = op_of(r);
+  op.fd = -1;
+  op.second_round = false;
+  op.source = nullptr;
   if (fatal_ || stopped_ || o.stop.stop_requested()) {
     r.res_ = fatal_ ? fatal_ : -ECANCELED;
     ctx_.end(r);
@@ -255,7 +276,7 @@ bool acceptor::start(io_request& r, const io_options& o) {
   if (count_ > 0) {
     int fd = pop_ready();
     maybe_arm();
-    if (r.buf_.empty()) {  // the inline path: no SQE, no syscall, no suspension
+    if (op.buf.empty()) {  // the inline path: no SQE, no syscall, no suspension
       r.res_ = fd;
       ctx_.end(r);
       ctx_.count_inline();
@@ -272,11 +293,12 @@ bool acceptor::start(io_request& r, const io_options& o) {
 }
 
 void acceptor::first_receive(io_request& r, int fd) noexcept {
-  r.fd_ = fd;
-  r.second_round_ = true;
+  accept_op& op = op_of(r);
+  op.fd = fd;
+  op.second_round = true;
   r.complete_ = &acceptor::on_first_receive;
   io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
-  io_uring_prep_recv(sqe, fd, r.buf_.data(), r.buf_.size(), 0);
+  io_uring_prep_recv(sqe, fd, op.buf.data(), op.buf.size(), 0);
   io_uring_sqe_set_data(sqe, &r);
   ctx_.ring().expect_cqes();
   if (r.cancelled_) ctx_.ring().prep_cancel(&r);
@@ -291,8 +313,8 @@ void acceptor::on_first_receive(operation* op, int res, std::uint32_t) noexcept 
 }
 
 void acceptor::deliver(io_request& r, int res) noexcept {
-  r.source_ = nullptr;
-  if (res >= 0 && !r.buf_.empty()) {
+  op_of(r).source = nullptr;
+  if (res >= 0 && !op_of(r).buf.empty()) {
     first_receive(r, res);  // settles when the receive's CQE arrives
     return;
   }
@@ -314,11 +336,12 @@ void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
   r.timer_armed_ = false;
   if (res == -ETIME) {
     r.timer_fired_ = true;
-    if (auto* a = static_cast<acceptor*>(r.source_)) {
-      a->forget(r);
+    accept_op& op = op_of(r);
+    if (acceptor* a = op.source) {
+      a->forget(op);
       r.res_ = -ETIMEDOUT;
       r.settle();  // the delivery that will not come
-    } else if (r.second_round_) {
+    } else if (op.second_round) {
       r.ctx_->ring().prep_cancel(&r);  // the first receive: its CQE ends it
     }
   }
@@ -328,10 +351,11 @@ void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
 // Same thread as the ring (stop callback or the cross-thread queue's drain). Completion is
 // deferred to a following turn so that request_stop() never runs the waiter on its stack.
 void acceptor::on_wait_cancel(io_request* r) noexcept {
-  if (auto* a = static_cast<acceptor*>(r->source_)) {
-    a->forget(*r);
+  accept_op& op = op_of(*r);
+  if (acceptor* a = op.source) {
+    a->forget(op);
     r->ctx_->defer(&acceptor::deliver_cancelled, r);
-  } else if (r->second_round_) {
+  } else if (op.second_round) {
     r->ctx_->ring().prep_cancel(r);
   }
 }
@@ -355,7 +379,7 @@ void acceptor::stop_accepting() noexcept {
   ::shutdown(fd_, SHUT_RDWR);  // refuse new connections now, before the cancel is even seen
   io_request* all = take_waiters();
   while (io_request* w = all) {
-    all = w->next_;
+    all = op_of(*w).next;
     ctx_.defer(&acceptor::deliver_cancelled, w);
   }
   while (count_ > 0) ::close(pop_ready());

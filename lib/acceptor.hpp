@@ -8,6 +8,7 @@
 
 #include "ringsock/detail/drain_hook.hpp"
 #include "ringsock/detail/operation.hpp"
+#include "ringsock/detail/socket_ops.hpp"
 #include "ringsock/io_options.hpp"
 
 namespace ringsock::detail {
@@ -25,7 +26,7 @@ class acceptor {
   // r.res_ = bytes received) or -errno.
   bool start(io_request& r, const io_options& o);
   // A waiter that dies before it completed (its frame was destroyed with the context).
-  void forget(io_request& r) noexcept;
+  void forget(accept_op& op) noexcept;
   void set_capacity(std::size_t n);
   std::size_t capacity() const noexcept { return capacity_; }
   std::size_t queued() const noexcept { return count_; }
@@ -43,8 +44,8 @@ class acceptor {
   void abandon_waiters() noexcept;
 
  private:
-  struct accept_op : operation {
-    explicit accept_op(acceptor* a) noexcept;
+  struct multishot_accept : operation {
+    explicit multishot_accept(acceptor* a) noexcept;
     acceptor* self;
   };
   struct backoff_op : operation {
@@ -79,7 +80,7 @@ class acceptor {
   std::size_t head_ = 0, count_ = 0;
   io_request* waiters_ = nullptr;
   io_request* waiters_tail_ = nullptr;
-  accept_op accept_;
+  multishot_accept accept_;
   backoff_op backoff_;
   drain_hook hook_;  // how the context's shutdowns reach this listener
   unsigned ops_ = 0;          // our own SQEs whose last CQE has not arrived

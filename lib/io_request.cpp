@@ -26,19 +26,6 @@ void io_request::on_timer_cqe(operation* op, int res, std::uint32_t) noexcept {
 
 void io_request::cancel_sqe(io_request* r) noexcept { r->ctx_->ring().prep_cancel(r); }
 
-void io_request::settle() noexcept {
-  if (--pending_ != 0) return;
-  // A cancellation that raced with a timeout: the op reports -ECANCELED either way.
-  if (res_ == -ECANCELED && timer_fired_) res_ = -ETIMEDOUT;
-  if (again_ && !ctx_->draining() && again_(this)) return;  // the next round is armed
-  if (stop_) {
-    stop_.reset();  // waits for a callback running on another thread
-    ctx_->unqueue_cancel(this);
-  }
-  ctx_->end(*this);
-  done_(this);  // while the context is being destroyed, done_ only releases (see resume_waiter)
-}
-
 void io_request::watch(const std::stop_token& tok) {
   stop_.emplace(tok, stop_request{this});
 }

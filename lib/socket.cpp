@@ -51,17 +51,6 @@ io_context& socket::context() const {
   return *core_->ctx;
 }
 
-io_context& socket::checked(const char* op) {
-  if (!is_open()) throw socket_closed_error(op);
-  return *core_->ctx;
-}
-
-detail::acceptor& socket::checked_acceptor(const char* op) {
-  if (!is_open()) throw socket_closed_error(op);
-  if (!core_->listener) throw not_listening_error(op);
-  return *core_->listener;
-}
-
 void socket::close() noexcept {
   if (!is_open()) return;
   detail::socket_core& c = *core_;
@@ -167,28 +156,7 @@ std::size_t socket::accept_queue_size() const noexcept {
   return is_listening() ? core_->listener->queued() : 0;
 }
 
-// ---- plain-form awaiters that live out of line ----
-
 namespace detail {
-
-accept_awaiter::~accept_awaiter() {
-  // Only when the frame dies unfinished (context destruction): leave the listener's queue.
-  if (req_.source_) static_cast<acceptor*>(req_.source_)->forget(req_);
-}
-
-bool accept_awaiter::await_ready() {
-  req_.done_ = &resume_waiter;
-  req_.buf_ = {};
-  req_.report_errors_ = false;
-  // Looked up again: the listener may have been closed since accept_async() made this awaiter.
-  acceptor_ = &sock_->checked_acceptor("accept_async");
-  return acceptor_->start(req_, opts_);
-}
-
-socket accept_awaiter::await_resume() {
-  int fd = result_or_throw("ringsock: accept");
-  return socket(*req_.ctx_, fd);  // not sock_: the listener may be gone by now
-}
 
 void free_core_if_unused(socket_core* c) noexcept {
   if (c->owned || c->ops != 0) return;
@@ -198,73 +166,6 @@ void free_core_if_unused(socket_core* c) noexcept {
   }
   if (c->ctx) c->ctx->unlink_core(c);
   delete c;
-}
-
-void prep_send_rest(io_uring_sqe* sqe, int fd, io_request& r) noexcept {
-  io_uring_prep_send(sqe, fd, r.buf_.data() + r.done_bytes_, r.buf_.size() - r.done_bytes_,
-                     MSG_NOSIGNAL);
-}
-
-bool send_all_again(io_request* r) noexcept {
-  if (r->res_ < 0) return false;  // done_bytes_ keeps what went out before the error
-  r->done_bytes_ += static_cast<std::size_t>(r->res_);
-  if (r->done_bytes_ >= r->buf_.size() || r->res_ == 0) {
-    r->res_ = static_cast<int>(r->done_bytes_);
-    return false;
-  }
-  const int fd = r->core_->fd;
-  if (fd < 0 || r->cancelled_) {
-    r->res_ = -ECANCELED;  // closed meanwhile: never send on a number that may be reused
-    return false;
-  }
-  r->ctx_->submit_round(*r, [r, fd](io_uring_sqe* sqe) { prep_send_rest(sqe, fd, *r); });
-  return true;
-}
-
-bool send_all_awaiter::await_ready() {
-  req_.done_bytes_ = 0;
-  req_.again_ = &send_all_again;
-  if (req_.buf_.empty()) {
-    req_.res_ = 0;
-    sock_->context().count_inline();
-    return true;
-  }
-  arm([this](io_uring_sqe* sqe, int fd) { prep_send_rest(sqe, fd, req_); });
-  return false;
-}
-
-send_to_awaiter::send_to_awaiter(socket& s, std::span<const std::byte> buf, const endpoint& to,
-                                 io_options o) noexcept
-    : plain_awaiter(s, std::move(o)),
-      to_(to),
-      iov_{const_cast<std::byte*>(buf.data()), buf.size()} {}
-
-bool send_to_awaiter::await_ready() {
-  msg_.msg_name = to_.data();
-  msg_.msg_namelen = to_.size();
-  msg_.msg_iov = &iov_;
-  msg_.msg_iovlen = 1;
-  arm([this](io_uring_sqe* sqe, int fd) { io_uring_prep_sendmsg(sqe, fd, &msg_, MSG_NOSIGNAL); });
-  return false;
-}
-
-receive_from_awaiter::receive_from_awaiter(socket& s, std::span<std::byte> buf, endpoint& from,
-                                           io_options o) noexcept
-    : plain_awaiter(s, std::move(o)), from_(&from), iov_{buf.data(), buf.size()} {}
-
-bool receive_from_awaiter::await_ready() {
-  msg_.msg_name = from_->data();
-  msg_.msg_namelen = endpoint::capacity();
-  msg_.msg_iov = &iov_;
-  msg_.msg_iovlen = 1;
-  arm([this](io_uring_sqe* sqe, int fd) { io_uring_prep_recvmsg(sqe, fd, &msg_, 0); });
-  return false;
-}
-
-std::size_t receive_from_awaiter::await_resume() {
-  auto n = static_cast<std::size_t>(result_or_throw("ringsock: receive_from"));
-  from_->resize(msg_.msg_namelen);
-  return n;
 }
 
 }  // namespace detail

@@ -33,7 +33,7 @@ template <class T>
 concept awaitable_as_lvalue = requires(T& t) { t.operator co_await(); };
 template <class T>
 concept awaitable_as_rvalue = requires(T&& t) { static_cast<T&&>(t).operator co_await(); };
-using wrapped = decltype(as_result(std::declval<detail::receive_awaiter&>()));
+using wrapped = decltype(as_result(std::declval<decltype(std::declval<socket&>().receive_async(std::span<std::byte>{}))&>()));
 static_assert(!awaitable_as_lvalue<wrapped>);
 static_assert(awaitable_as_rvalue<wrapped>);
 static_assert(!std::is_copy_constructible_v<wrapped>);

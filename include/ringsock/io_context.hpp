@@ -155,7 +155,7 @@ class io_context {
 
   detail::ring& ring() noexcept { return ring_; }
   // Arms `r`: prep(sqe) fills the SQE; a timeout in `o` becomes a linked timeout; a stop token
-  // installs the stop callback. r's done_/waiter_ must be set by the caller.
+  // installs the stop callback. r's completion_/waiter_ must be set by the caller.
   template <class Prep>
   void arm(detail::io_request& r, const io_options& o, Prep&& prep);
   // The next round of a multi-round request (send_all): same timeout, no new bookkeeping.
@@ -291,6 +291,19 @@ inline void io_context::end(detail::io_request& r) noexcept {
   }
 }
 
+inline void detail::io_request::settle() noexcept {
+  if (--cqes_left_ != 0) return;
+  // A cancellation that raced with a timeout: the op reports -ECANCELED either way.
+  if (res_ == -ECANCELED && timer_fired_) res_ = -ETIMEDOUT;
+  if (again_ && !ctx_->draining() && again_(this)) return;  // the next round is armed
+  if (stop_) {
+    stop_.reset();  // waits for a callback running on another thread
+    ctx_->unqueue_cancel(this);
+  }
+  ctx_->end(*this);
+  completion_(this);  // while the context is being destroyed, it only releases (see resume_waiter)
+}
+
 template <class Prep>
 void io_context::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
   begin(r);
@@ -306,7 +319,7 @@ void io_context::submit_round(detail::io_request& r, Prep&& prep) {
   io_uring_sqe* sqe = ring_.reserve_sqes(r.timed_ ? 2 : 1);
   prep(sqe);
   io_uring_sqe_set_data(sqe, &r);
-  r.pending_ = 1;
+  r.cqes_left_ = 1;
   if (r.timed_) {
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe* t = ring_.next_sqe();
@@ -314,9 +327,9 @@ void io_context::submit_round(detail::io_request& r, Prep&& prep) {
     io_uring_prep_link_timeout(t, &r.timer_.ts_, 0);
     io_uring_sqe_set_data(t, &r.timer_);
     r.timer_armed_ = true;
-    r.pending_ = 2;
+    r.cqes_left_ = 2;
   }
-  ring_.expect_cqes(r.pending_);
+  ring_.expect_cqes(r.cqes_left_);
 }
 
 template <class T>

@@ -2,7 +2,7 @@
 //
 // Every operation comes in two forms (README, "Errors, cancellation, ownership"; as_result in result.hpp is a third):
 //  - plain:  co_await s.receive_async(buf)  -> the value, or throws ringsock::socket_error;
-//  - args:   co_await s.receive_async(args) -> std::error_code (also in args.socket_error()),
+//  - args:   co_await s.receive_async(args) -> std::error_code (also in args.error()),
 //            never throws for I/O outcomes; the result is in the args object.
 // Misuse (closed socket, not listening, args in use, empty receive buffer) throws at the call,
 // before anything is submitted. End of stream is a value: 0 bytes.
@@ -26,6 +26,7 @@
 #include <system_error>
 #include <utility>
 
+#include "ringsock/detail/access.hpp"
 #include "ringsock/detail/operation.hpp"
 #include "ringsock/detail/socket_core.hpp"
 #include "ringsock/endpoint.hpp"
@@ -44,15 +45,16 @@ class socket;
 class socket_args;
 
 namespace detail {
-class acceptor;
+template <class Op>
+class op_awaiter;
 class accept_awaiter;
-class connect_awaiter;
-class receive_awaiter;
-class send_awaiter;
-class send_all_awaiter;
-class send_to_awaiter;
-class receive_from_awaiter;
 class args_awaiter;
+struct connect_op;
+struct receive_op;
+struct send_op;
+struct send_all_op;
+struct send_to_op;
+struct receive_from_op;
 }  // namespace detail
 
 class socket {
@@ -125,66 +127,40 @@ class socket {
   detail::args_awaiter accept_async(socket_args& args, io_options o = {});
 
   // -> void, throws socket_error (connection_refused ...).
-  detail::connect_awaiter connect_async(const endpoint& ep, io_options o = {});
+  detail::op_awaiter<detail::connect_op> connect_async(const endpoint& ep, io_options o = {});
   // -> std::error_code; connects to args.remote_endpoint().
   detail::args_awaiter connect_async(socket_args& args, io_options o = {});
 
   // -> bytes received; 0 = end of stream. An empty buffer throws std::invalid_argument.
-  detail::receive_awaiter receive_async(std::span<std::byte> buf, io_options o = {});
+  detail::op_awaiter<detail::receive_op> receive_async(std::span<std::byte> buf, io_options o = {});
   detail::args_awaiter receive_async(socket_args& args, io_options o = {});
 
   // -> bytes sent (may be short). MSG_NOSIGNAL: a dead peer gives EPIPE, never SIGPIPE.
-  detail::send_awaiter send_async(std::span<const std::byte> buf, io_options o = {});
+  detail::op_awaiter<detail::send_op> send_async(std::span<const std::byte> buf, io_options o = {});
   detail::args_awaiter send_async(socket_args& args, io_options o = {});
 
   // -> buf.size(): sends until everything went out. The timeout applies to each send.
-  detail::send_all_awaiter send_all_async(std::span<const std::byte> buf, io_options o = {});
+  detail::op_awaiter<detail::send_all_op> send_all_async(std::span<const std::byte> buf,
+                                                         io_options o = {});
   detail::args_awaiter send_all_async(socket_args& args, io_options o = {});
 
   // Datagrams: -> bytes sent / received; `from` receives the sender's address.
-  detail::send_to_awaiter send_to_async(std::span<const std::byte> buf, const endpoint& to,
-                                        io_options o = {});
+  detail::op_awaiter<detail::send_to_op> send_to_async(std::span<const std::byte> buf,
+                                                       const endpoint& to, io_options o = {});
   detail::args_awaiter send_to_async(socket_args& args, io_options o = {});
-  detail::receive_from_awaiter receive_from_async(std::span<std::byte> buf, endpoint& from,
-                                                  io_options o = {});
+  detail::op_awaiter<detail::receive_from_op> receive_from_async(std::span<std::byte> buf,
+                                                                 endpoint& from,
+                                                                 io_options o = {});
   detail::args_awaiter receive_from_async(socket_args& args, io_options o = {});
 
-  // ---- the start routines of the args form, shared by the coroutine view and the event-args
-  // view (compat). They check for misuse (throwing before anything is submitted), then return
-  // true when the operation completed inline (args hold the result; nothing will be signalled)
-  // or false when it is pending (args' completion is signalled once, later, on the context's
-  // thread).
-  bool start_accept(socket_args& args, const io_options& o);
-  bool start_connect(socket_args& args, const io_options& o);
-  bool start_receive(socket_args& args, const io_options& o);
-  bool start_send(socket_args& args, const io_options& o);
-  bool start_send_all(socket_args& args, const io_options& o);
-  bool start_send_to(socket_args& args, const io_options& o);
-  bool start_receive_from(socket_args& args, const io_options& o);
-
-  // Internal: checks shared by both forms (throw socket_closed_error / not_listening_error).
-  io_context& checked(const char* op);
-  detail::acceptor& checked_acceptor(const char* op);
-  // Internal: arms `r` on this socket (prep fills the SQE for fd); the request holds the core,
-  // not this object, until it ends.
-  template <class Prep>
-  void arm(detail::io_request& r, const io_options& o, Prep&& prep);
-
  private:
+  friend struct detail::access;
   void release() noexcept;  // lets go of the core (after close)
 
   detail::socket_core* core_ = nullptr;
 };
 
-template <class Prep>
-void socket::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
-  detail::socket_core* c = core_;
-  // Held before arming: making room for the SQE may dispatch completions, and one of them may
-  // close or destroy this socket (prep then sees fd -1 and the kernel answers EBADF).
-  r.core_ = c;
-  ++c->ops;
-  c->ctx->arm(r, o, [&](io_uring_sqe* sqe) { prep(sqe, c->fd); });
-}
+inline detail::socket_core* detail::access::core(const socket& s) noexcept { return s.core_; }
 
 }  // namespace ringsock
 

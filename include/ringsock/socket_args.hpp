@@ -7,8 +7,11 @@
 #include <cstddef>
 #include <span>
 #include <system_error>
+#include <variant>
 
+#include "ringsock/detail/access.hpp"
 #include "ringsock/detail/operation.hpp"
+#include "ringsock/detail/socket_ops.hpp"
 #include "ringsock/endpoint.hpp"
 #include "ringsock/socket.hpp"
 
@@ -27,10 +30,6 @@ enum class socket_operation : unsigned char {
 
 class socket_args {
  public:
-  // How the waiting side is told that a pending operation completed (set by the view that
-  // started it: a coroutine awaiter resumes, the compat layer raises Completed).
-  using completion_fn = void (*)(socket_args& args, void* target) noexcept;
-
   socket_args() noexcept;
   socket_args(const socket_args&) = delete;
   socket_args& operator=(const socket_args&) = delete;
@@ -48,7 +47,7 @@ class socket_args {
   const endpoint& remote_endpoint() const;
   void set_remote_endpoint(const endpoint& ep);
   // The outcome of the last operation: empty on success.
-  std::error_code socket_error() const noexcept { return error_; }
+  std::error_code error() const noexcept { return error_; }
   // Anything the caller wants to carry along; never touched by the library.
   std::any& user_token() noexcept { return token_; }
   const std::any& user_token() const noexcept { return token_; }
@@ -58,31 +57,31 @@ class socket_args {
   // An operation using these args is pending.
   bool in_use() const noexcept { return in_use_; }
 
-  // ---- internal: used by the start routines and the views ----
-  void set_completion(completion_fn fn, void* target) noexcept {
-    on_complete_ = fn;
-    target_ = target;
-  }
-  void set_completion_target(void* target) noexcept { target_ = target; }
-  // Called instead of the completion when the context is destroyed with the operation pending:
-  // release what the view holds, resume and raise nothing.
-  void set_abandon(completion_fn fn) noexcept { on_abandon_ = fn; }
-  // Misuse check and reset for a new operation (throws args_in_use_error).
-  detail::io_request& begin(socket_operation op, const char* what);
-  // Inline completion: the result is in request().res_.
-  void complete_inline() noexcept;
-  detail::io_request& request() noexcept { return req_; }
-  msghdr& message() noexcept { return msg_; }
-  iovec& io_vector() noexcept { return iov_; }
-  endpoint& remote() noexcept { return remote_; }
-
  private:
-  friend class socket;  // the start routines mark the args in use once armed
-  static void on_done(detail::io_request* r) noexcept;
+  friend struct detail::access;
+  template <class Op>
+  friend bool detail::start_args(socket& s, socket_args& a, const io_options& o);
+  using operation_state =
+      std::variant<std::monostate, detail::accept_op, detail::connect_op, detail::receive_op,
+                   detail::send_op, detail::send_all_op, detail::send_to_op,
+                   detail::receive_from_op>;
+
+  // Misuse check and reset for a new operation (throws args_in_use_error).
+  void prepare(socket_operation op, const char* what);
+  // The request's outcome, into the public fields (one overload per operation).
   void take_result() noexcept;
+  template <class Op>
+  void store(const Op& op) noexcept;
+  void store(const std::monostate&) noexcept {}
+  void store(const detail::connect_op& op) noexcept;
+  void store(const detail::send_all_op& op) noexcept;
+  void store(const detail::accept_op& op) noexcept;
+  static void on_complete(detail::io_request* r) noexcept;
   static void resume(socket_args& a, void* target) noexcept;
+  using completion_fn = detail::access::args_completion_fn;
 
   detail::io_request req_;
+  operation_state op_;
   std::span<std::byte> buffer_{};
   std::size_t transferred_ = 0;
   socket accept_socket_;
@@ -90,15 +89,25 @@ class socket_args {
   mutable bool remote_from_peer_ = false;  // fetch the accepted peer's address lazily
   std::any token_;
   std::error_code error_;
-  msghdr msg_{};
-  iovec iov_{};
-  completion_fn on_complete_ = &socket_args::resume;
+  completion_fn completion_ = &socket_args::resume;
   completion_fn on_abandon_ = nullptr;
   void* target_ = nullptr;
   socket_operation last_op_ = socket_operation::none;
   bool in_use_ = false;
   bool sync_ = false;
 };
+
+inline void detail::access::set_completion(socket_args& a, args_completion_fn fn,
+                                           void* target) noexcept {
+  a.completion_ = fn ? fn : &socket_args::resume;
+  a.target_ = target;
+}
+inline void detail::access::set_completion_target(socket_args& a, void* target) noexcept {
+  a.target_ = target;
+}
+inline void detail::access::set_abandon(socket_args& a, args_completion_fn fn) noexcept {
+  a.on_abandon_ = fn;
+}
 
 // The name the accept case goes by in the README.
 using accept_args = socket_args;

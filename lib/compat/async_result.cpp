@@ -57,9 +57,9 @@ void AsyncResult::complete(bool synchronously) noexcept {
   sync_ = synchronously;
   ringsock::socket_args& a = args_;
   bytes_ = static_cast<int>(a.bytes_transferred());
-  error_ = ToSocketError(a.socket_error());
-  native_ = a.socket_error().value();
-  if (!a.socket_error()) {
+  error_ = ToSocketError(a.error());
+  native_ = a.error().value();
+  if (!a.error()) {
     if (op_ == SocketAsyncOperation::Accept)
       accepted_ = owner_->take_accepted(a, std::move(accept_into_));
     else if (op_ == SocketAsyncOperation::Connect)

@@ -22,7 +22,7 @@ std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& 
   r->owner_hold_ = weak_from_this().lock();
   bool done = false;
   try {
-    done = (sock_.*fn)(r->args_, {});
+    done = fn(sock_, r->args_, {});
   } catch (...) {
     r->self_.reset();
     r->owner_hold_.reset();
@@ -33,8 +33,8 @@ std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& 
     ctx_->defer(&AsyncResult::run_callback, r.get());  // never on the caller's stack
   } else {
     op_started();  // until complete() (or the abandon) reports it
-    r->args_.set_completion(&AsyncResult::on_core_complete, r.get());
-    r->args_.set_abandon(&AsyncResult::on_core_abandon);
+    detail::access::set_completion(r->args_, &AsyncResult::on_core_complete, r.get());
+    detail::access::set_abandon(r->args_, &AsyncResult::on_core_abandon);
   }
   return r;
 }
@@ -86,7 +86,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginAccept(std::shared_ptr<Socket> accept
     r->accept_buffer_.resize(static_cast<std::size_t>(receiveSize));
     r->args_.set_buffer(r->accept_buffer_);
   }
-  return begin(r, &ringsock::socket::start_accept);
+  return begin(r, &detail::start_args<detail::accept_op>);
 }
 
 std::shared_ptr<Socket> Socket::EndAccept(const std::shared_ptr<IAsyncResult>& asyncResult) {
@@ -110,7 +110,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginConnect(const EndPoint& remoteEP, Asy
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Connect, std::move(callback),
                                          std::move(state));
   r->args_.set_remote_endpoint(remoteEP.native());
-  return begin(r, &ringsock::socket::start_connect);
+  return begin(r, &detail::start_args<detail::connect_op>);
 }
 
 void Socket::EndConnect(const std::shared_ptr<IAsyncResult>& asyncResult) {
@@ -128,7 +128,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginReceive(std::span<std::byte> buffer, 
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
                                          std::move(state));
   r->args_.set_buffer(buffer.subspan(static_cast<std::size_t>(offset), static_cast<std::size_t>(size)));
-  return begin(r, &ringsock::socket::start_receive);
+  return begin(r, &detail::start_args<detail::receive_op>);
 }
 
 int Socket::EndReceive(const std::shared_ptr<IAsyncResult>& asyncResult) {
@@ -144,8 +144,8 @@ std::shared_ptr<IAsyncResult> Socket::BeginSend(std::span<const std::byte> buffe
                                          std::move(state));
   // The core's args take a mutable span; a send only reads it.
   r->args_.set_buffer({const_cast<std::byte*>(buffer.data()) + offset, static_cast<std::size_t>(size)});
-  return begin(r, type_ == compat::SocketType::Stream ? &ringsock::socket::start_send_all
-                                                       : &ringsock::socket::start_send);
+  return begin(r, type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
+                                                       : &detail::start_args<detail::send_op>);
 }
 
 int Socket::EndSend(const std::shared_ptr<IAsyncResult>& asyncResult) {

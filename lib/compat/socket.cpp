@@ -204,7 +204,7 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
   e.in_use_ = true;
   bool done = false;
   try {
-    done = (sock_.*fn)(e.args_, {});
+    done = fn(sock_, e.args_, {});
   } catch (...) {
     e.in_use_ = false;
     e.sender_hold_.reset();
@@ -218,8 +218,8 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
   }
   op_started();
   // Only now, so that a start that threw cannot have touched a pending operation's state.
-  e.args_.set_completion(&SocketAsyncEventArgs::on_complete, &e);
-  e.args_.set_abandon(&SocketAsyncEventArgs::on_abandon);
+  detail::access::set_completion(e.args_, &SocketAsyncEventArgs::on_complete, &e);
+  detail::access::set_abandon(e.args_, &SocketAsyncEventArgs::on_abandon);
   return true;
 }
 
@@ -227,8 +227,8 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
 void Socket::finish(SocketAsyncEventArgs& e) {
   ringsock::socket_args& a = e.args_;
   e.bytes_ = static_cast<int>(a.bytes_transferred());
-  e.error_ = ToSocketError(a.socket_error());
-  const bool ok = !a.socket_error();
+  e.error_ = ToSocketError(a.error());
+  const bool ok = !a.error();
   switch (e.last_op_) {
     case SocketAsyncOperation::Accept:
       if (ok) e.accept_socket_ = take_accepted(a, std::move(e.accept_socket_));
@@ -305,7 +305,7 @@ bool Socket::AcceptAsync(SocketAsyncEventArgs& e) {
   if (const auto& into = e.AcceptSocket(); into && (into->bound_ || into->connected_))
     throw InvalidOperationException("The AcceptSocket must be neither bound nor connected.");
   e.args_.set_buffer(first);
-  return start(e, SocketAsyncOperation::Accept, &ringsock::socket::start_accept);
+  return start(e, SocketAsyncOperation::Accept, &detail::start_args<detail::accept_op>);
 }
 
 bool Socket::ConnectAsync(SocketAsyncEventArgs* e) { return ConnectAsync(deref(e)); }
@@ -316,7 +316,7 @@ bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
   if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
   check_reusable(e);
   e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
-  return start(e, SocketAsyncOperation::Connect, &ringsock::socket::start_connect);
+  return start(e, SocketAsyncOperation::Connect, &detail::start_args<detail::connect_op>);
 }
 
 void Socket::check_window(const SocketAsyncEventArgs& e, const char* what) const {
@@ -333,7 +333,7 @@ bool Socket::ReceiveAsync(SocketAsyncEventArgs& e) {
   if (e.Count() == 0)
     throw NotSupportedException("ReceiveAsync: zero-byte receives are not supported.");
   e.args_.set_buffer(e.window());
-  return start(e, SocketAsyncOperation::Receive, &ringsock::socket::start_receive);
+  return start(e, SocketAsyncOperation::Receive, &detail::start_args<detail::receive_op>);
 }
 
 bool Socket::SendAsync(SocketAsyncEventArgs* e) { return SendAsync(deref(e)); }
@@ -345,8 +345,8 @@ bool Socket::SendAsync(SocketAsyncEventArgs& e) {
   e.args_.set_buffer(e.window());
   // .NET completes a stream send when every byte went out.
   return start(e, SocketAsyncOperation::Send,
-               type_ == compat::SocketType::Stream ? &ringsock::socket::start_send_all
-                                                   : &ringsock::socket::start_send);
+               type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
+                                                   : &detail::start_args<detail::send_op>);
 }
 
 bool Socket::DisconnectAsync(SocketAsyncEventArgs* e) { return DisconnectAsync(deref(e)); }
@@ -372,7 +372,7 @@ bool Socket::ReceiveFromAsync(SocketAsyncEventArgs& e) {
   if (e.Count() == 0)
     throw NotSupportedException("ReceiveFromAsync: zero-byte receives are not supported.");
   e.args_.set_buffer(e.window());
-  return start(e, SocketAsyncOperation::ReceiveFrom, &ringsock::socket::start_receive_from);
+  return start(e, SocketAsyncOperation::ReceiveFrom, &detail::start_args<detail::receive_from_op>);
 }
 
 bool Socket::SendToAsync(SocketAsyncEventArgs* e) { return SendToAsync(deref(e)); }
@@ -384,7 +384,7 @@ bool Socket::SendToAsync(SocketAsyncEventArgs& e) {
   check_window(e, "SendToAsync");
   e.args_.set_buffer(e.window());
   e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
-  return start(e, SocketAsyncOperation::SendTo, &ringsock::socket::start_send_to);
+  return start(e, SocketAsyncOperation::SendTo, &detail::start_args<detail::send_to_op>);
 }
 
 }  // namespace ringsock::compat

@@ -123,7 +123,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
  private:
   friend class SocketAsyncEventArgs;
   friend class AsyncResult;
-  using core_start = bool (ringsock::socket::*)(ringsock::socket_args&, const io_options&);
+  using core_start = bool (*)(ringsock::socket&, ringsock::socket_args&, const io_options&);
 
   void check_disposed() const;
   SocketAsyncEventArgs& deref(SocketAsyncEventArgs* e) const;

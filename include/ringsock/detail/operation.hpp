@@ -43,16 +43,16 @@ struct timer_part : operation {
 };
 
 // A user-visible operation in flight: the request's own CQE(s), an optional timer and an
-// optional stop callback. It finishes (done_ is called) only when every CQE that refers to it
-// has arrived, so the waiter may destroy it as soon as it is told.
+// optional stop callback. It completes (completion_ is called) only when every CQE that refers
+// to it has arrived, so the waiter may destroy it as soon as it is told. The operation it carries
+// (detail/socket_ops.hpp) is reached through op_.
 //
-// done_ is also called while the context is being destroyed (draining): it must then release
-// what it holds and resume nobody.
-// The two views (coroutine and event-args) differ only in done_: the coroutine view resumes `waiter_`, the
-// event-args view raises Completed. `again_` lets multi-round operations (send_all, accept with a
-// first receive) start their next round instead of finishing.
+// completion_ is also called while the context is being destroyed (draining): it must then
+// release what it holds and resume nobody. The forms differ only in completion_: the coroutine
+// form resumes `waiter_`, the args form tells its socket_args. `again_` lets a multi-round
+// operation (send_all, accept with a first receive) start its next round instead of completing.
 struct io_request : operation {
-  using done_fn = void (*)(io_request*) noexcept;
+  using completion_fn = void (*)(io_request*) noexcept;
   using cancel_fn = void (*)(io_request*) noexcept;
   using again_fn = bool (*)(io_request*) noexcept;
 
@@ -61,26 +61,20 @@ struct io_request : operation {
   io_request& operator=(const io_request&) = delete;
 
   io_context* ctx_ = nullptr;
-  done_fn done_ = nullptr;
-  void* waiter_ = nullptr;  // coroutine address (coroutine view) or owner (args view)
+  completion_fn completion_ = nullptr;
+  void* waiter_ = nullptr;  // coroutine address (coroutine form) or owner (args form)
+  void* op_ = nullptr;      // the operation object (socket_ops.hpp) this request carries
   cancel_fn cancel_ = nullptr;
   again_fn again_ = nullptr;
-  void* source_ = nullptr;  // the acceptor an accept waits in, while it waits
-  io_request* next_ = nullptr;  // acceptor's waiter list
-  io_request* cross_next_ = nullptr;  // cross-thread cancel list (guarded by the context's mutex)
+  io_request* cross_next_ = nullptr;  // cross-thread cancel list (guarded by the mailbox's mutex)
   socket_core* core_ = nullptr;  // the socket it runs on (kept alive until the request ends)
-  std::span<std::byte> buf_{};
-  std::size_t done_bytes_ = 0;  // multi-round progress (send_all)
-  int fd_ = -1;                 // the target fd (or the accepted fd of an accept)
   int res_ = 0;                 // the result: >= 0 value, < 0 -errno
-  std::uint8_t pending_ = 0;    // CQEs (or deliveries) still to come
+  std::uint8_t cqes_left_ = 0;  // CQEs (or deliveries) still to come
   bool timed_ = false;          // each round gets a linked timeout of timer_.ts_
   bool timer_armed_ = false;
   bool timer_fired_ = false;
   bool cancelled_ = false;      // a stop was requested (written on the context's thread only)
   bool cross_queued_ = false;
-  bool report_errors_ = false;  // accept: resource errors reach this waiter (args form)
-  bool second_round_ = false;   // accept: the first receive is in the kernel
   timer_part timer_;
   std::optional<std::stop_callback<stop_request>> stop_;
 
@@ -91,7 +85,7 @@ struct io_request : operation {
   // Default cancel: IORING_OP_ASYNC_CANCEL by user_data (the target's own CQE ends it).
   static void cancel_sqe(io_request* r) noexcept;
 
-  // One outstanding CQE/delivery arrived; finish when it was the last.
+  // One awaited CQE (or delivery) arrived; completes the request when it was the last.
   void settle() noexcept;
   // Install the stop callback (after the request is armed).
   void watch(const std::stop_token& tok);

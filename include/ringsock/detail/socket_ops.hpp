@@ -1,0 +1,204 @@
+// The I/O operations, each written once: its SQE and the translation of its result. The plain
+// form (op_awaiter), the args form (socket_args) and compat start every operation through
+// start_op(); they differ only in how the caller is told (the request's completion_ function).
+// Internal: users never name these.
+//
+// An operation object lives beside its request (in the awaiter, or in the socket_args) and must
+// not move while the request is in flight: the kernel may read its buffers and message header
+// until the request ends, and the request's hooks reach it through io_request::op_.
+#pragma once
+
+#include <liburing.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <span>
+#include <stdexcept>
+
+#include "ringsock/detail/operation.hpp"
+#include "ringsock/detail/socket_core.hpp"
+#include "ringsock/endpoint.hpp"
+#include "ringsock/error.hpp"
+#include "ringsock/io_context.hpp"
+#include "ringsock/io_options.hpp"
+
+namespace ringsock {
+class socket;
+class socket_args;
+}  // namespace ringsock
+
+namespace ringsock::detail {
+
+class acceptor;
+
+struct connect_op {
+  static constexpr const char* name = "connect_async";
+  static constexpr const char* what = "ringsock: connect";
+  endpoint to;  // a copy: the kernel may read it after submission
+  void check() const noexcept {}
+  void prep(io_uring_sqe* sqe, int fd) noexcept { io_uring_prep_connect(sqe, fd, to.data(), to.size()); }
+  void value(const io_request&) const noexcept {}
+};
+
+struct receive_op {
+  static constexpr const char* name = "receive_async";
+  static constexpr const char* what = "ringsock: receive";
+  std::span<std::byte> buf;
+  void check() const {
+    if (buf.empty())
+      throw std::invalid_argument("ringsock: receive_async: empty buffer (0 bytes means end of stream)");
+  }
+  void prep(io_uring_sqe* sqe, int fd) noexcept { io_uring_prep_recv(sqe, fd, buf.data(), buf.size(), 0); }
+  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+};
+
+// MSG_NOSIGNAL on every send: a dead peer gives EPIPE, never SIGPIPE.
+struct send_op {
+  static constexpr const char* name = "send_async";
+  static constexpr const char* what = "ringsock: send";
+  std::span<const std::byte> buf;
+  void check() const noexcept {}
+  void prep(io_uring_sqe* sqe, int fd) noexcept {
+    io_uring_prep_send(sqe, fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+  }
+  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+};
+
+// send as a policy: each short send arms the rest from the completion (io_request::again_),
+// without telling the caller; a closed socket (its core's fd is -1) stops it, since the number
+// may already be reused. The result is the total; `sent` keeps what went out before an error.
+struct send_all_op {
+  static constexpr const char* name = "send_all_async";
+  static constexpr const char* what = "ringsock: send_all";
+  std::span<const std::byte> buf;
+  std::size_t sent = 0;
+  void check() const noexcept {}
+  // An empty buffer completes inline with 0.
+  bool done_inline(io_request& r) noexcept {
+    sent = 0;
+    if (!buf.empty()) return false;
+    r.res_ = 0;
+    return true;
+  }
+  void prep(io_uring_sqe* sqe, int fd) noexcept {
+    io_uring_prep_send(sqe, fd, buf.data() + sent, buf.size() - sent, MSG_NOSIGNAL);
+  }
+  static bool again(io_request* r) noexcept;
+  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+  std::size_t value_on_error() const noexcept { return sent; }
+};
+
+struct send_to_op {
+  static constexpr const char* name = "send_to_async";
+  static constexpr const char* what = "ringsock: send_to";
+  std::span<const std::byte> buf;
+  endpoint to;
+  iovec iov{};
+  msghdr msg{};
+  void check() const noexcept {}
+  void prep(io_uring_sqe* sqe, int fd) noexcept {
+    iov = {const_cast<std::byte*>(buf.data()), buf.size()};  // sendmsg only reads it
+    msg = {};
+    msg.msg_name = to.data();
+    msg.msg_namelen = to.size();
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);
+  }
+  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+};
+
+struct receive_from_op {
+  static constexpr const char* name = "receive_from_async";
+  static constexpr const char* what = "ringsock: receive_from";
+  std::span<std::byte> buf;
+  endpoint* from;  // the caller's: receives the sender's address
+  iovec iov{};
+  msghdr msg{};
+  void check() const {
+    if (buf.empty()) throw std::invalid_argument("ringsock: receive_from_async: empty buffer");
+  }
+  void prep(io_uring_sqe* sqe, int fd) noexcept {
+    iov = {buf.data(), buf.size()};
+    msg = {};
+    msg.msg_name = from->data();
+    msg.msg_namelen = endpoint::capacity();
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    io_uring_prep_recvmsg(sqe, fd, &msg, 0);
+  }
+  std::size_t value(const io_request& r) const noexcept {
+    from->resize(msg.msg_namelen);
+    return static_cast<std::size_t>(r.res_);
+  }
+};
+
+// Accept runs through the listener's acceptor (lib/acceptor.hpp), not one SQE of its own. The
+// fields below are the acceptor's bookkeeping for this request while it waits.
+struct accept_op {
+  static constexpr const char* name = "accept_async";
+  static constexpr const char* what = "ringsock: accept";
+  std::span<std::byte> buf;    // non-empty: the first block is received before completion
+  bool report_errors = false;  // resource errors (EMFILE ...) reach this waiter (args form)
+  acceptor* source = nullptr;  // the listener whose FIFO it waits in, while it waits
+  io_request* next = nullptr;  // that FIFO
+  int fd = -1;                 // with a first receive: the accepted connection
+  bool second_round = false;   // the first receive is in the kernel
+
+  accept_op() noexcept = default;
+  accept_op(std::span<std::byte> b, bool report) noexcept : buf(b), report_errors(report) {}
+  accept_op(const accept_op&) = default;  // only before it starts (then the FIFO fields are null)
+  accept_op& operator=(const accept_op&) = default;
+  // Only when it dies unfinished (its frame is destroyed with the context): leaves the FIFO.
+  ~accept_op();
+  void check() const noexcept {}
+  // The accepted descriptor (with a first receive, r.res_ counts its bytes instead).
+  int value(const io_request& r) const noexcept { return buf.empty() ? r.res_ : fd; }
+};
+
+// The socket behind the core is usable (throws socket_closed_error), and so are op's operands
+// (empty receive buffer: std::invalid_argument). Nothing has been submitted when it throws.
+template <class Op>
+void check_op(const socket_core* c, const Op& op) {
+  if (!c || c->fd < 0) throw socket_closed_error(Op::name);
+  op.check();
+}
+// For accept, also: the socket listens (not_listening_error).
+void check_op(const socket_core* c, const accept_op& op);
+
+// Starts `op` as request `r` on the socket of `c`. Returns true when it completed inline (no
+// SQE, no system call: r.res_ holds the result and r.completion_ is never called), false when
+// r.completion_ will be called exactly once, later, on the context's thread. The caller has set
+// r.completion_ and r.waiter_. Throws only for misuse the call could not see earlier (accept on a
+// listener closed since), before anything is submitted.
+template <class Op>
+bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o);
+bool start_op(socket_core& c, io_request& r, accept_op& op, const io_options& o);
+
+// The args form's start (lib/socket_args.cpp): checks, then start_op on the args' own request
+// and operation. True: completed inline (the args hold the result, nothing will be signalled).
+template <class Op>
+bool start_args(socket& s, socket_args& a, const io_options& o);
+
+template <class Op>
+bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o) {
+  r.op_ = &op;
+  if constexpr (requires { op.done_inline(r); }) {
+    if (op.done_inline(r)) {
+      c.ctx->count_inline();
+      return true;
+    }
+  }
+  if constexpr (requires { &Op::again; })
+    r.again_ = &Op::again;
+  else
+    r.again_ = nullptr;
+  // Held before arming: making room for the SQE may dispatch completions, and one of them may
+  // close or destroy the socket (prep then sees fd -1 and the kernel answers EBADF).
+  r.core_ = &c;
+  ++c.ops;
+  c.ctx->arm(r, o, [&](io_uring_sqe* sqe) { op.prep(sqe, c.fd); });
+  return false;
+}
+
+}  // namespace ringsock::detail

@@ -1,0 +1,26 @@
+// The out-of-line parts of the operations (detail/socket_ops.hpp); accept's live with the
+// acceptor.
+#include "ringsock/detail/socket_ops.hpp"
+
+#include <cerrno>
+
+namespace ringsock::detail {
+
+bool send_all_op::again(io_request* r) noexcept {
+  auto& op = *static_cast<send_all_op*>(r->op_);
+  if (r->res_ < 0) return false;  // `sent` keeps what went out before the error
+  op.sent += static_cast<std::size_t>(r->res_);
+  if (op.sent >= op.buf.size() || r->res_ == 0) {
+    r->res_ = static_cast<int>(op.sent);
+    return false;
+  }
+  const int fd = r->core_->fd;
+  if (fd < 0 || r->cancelled_) {
+    r->res_ = -ECANCELED;  // closed meanwhile: never send on a number that may be reused
+    return false;
+  }
+  r->ctx_->submit_round(*r, [&op, fd](io_uring_sqe* sqe) { op.prep(sqe, fd); });
+  return true;
+}
+
+}  // namespace ringsock::detail
