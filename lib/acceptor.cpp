@@ -39,10 +39,10 @@ acceptor::acceptor(io_context& ctx, int fd, std::size_t capacity)
   };
   hook_.abandon = [](void* a) noexcept { static_cast<acceptor*>(a)->abandon_waiters(); };
   hook_.owner = this;
-  ctx_.link_hook(&hook_);
+  access::link_hook(ctx_, &hook_);
 }
 
-acceptor::~acceptor() { ctx_.unlink_hook(&hook_); }
+acceptor::~acceptor() { access::unlink_hook(ctx_, &hook_); }
 
 void close_listener(acceptor* a) noexcept { a->close(); }
 
@@ -131,13 +131,13 @@ void acceptor::forget(accept_op& op) noexcept {
 // ---- the multishot accept ----
 
 void acceptor::arm() noexcept {
-  io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
+  io_uring_sqe* sqe = access::ring_of(ctx_).reserve_sqes(1);
   if (multishot_)
     io_uring_prep_multishot_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
   else
     io_uring_prep_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
   io_uring_sqe_set_data(sqe, &accept_);
-  ctx_.ring().expect_cqes();
+  access::ring_of(ctx_).expect_cqes();
   ++ops_;
   in_kernel_ = true;
   cancel_sent_ = false;
@@ -146,7 +146,7 @@ void acceptor::arm() noexcept {
 // Keep one accept armed while the queue has room: connections then wait in our queue, ready to
 // be taken inline. A full queue stops it and leaves the rest in the kernel's backlog.
 void acceptor::maybe_arm() noexcept {
-  if (stopped_ || fatal_ || in_kernel_ || backing_off_ || ctx_.draining()) return;
+  if (stopped_ || fatal_ || in_kernel_ || backing_off_ || access::draining(ctx_)) return;
   if (count_ > capacity_ / 2) return;
   if (!multishot_ && !waiters_ && count_ > 0) return;
   arm();
@@ -156,10 +156,10 @@ void acceptor::start_backoff() noexcept {
   backoff_ms_ = backoff_ms_ ? std::min(backoff_ms_ * 2, max_backoff_ms) : first_backoff_ms;
   backoff_.ts.tv_sec = backoff_ms_ / 1000;
   backoff_.ts.tv_nsec = static_cast<long long>(backoff_ms_ % 1000) * 1'000'000;
-  io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
+  io_uring_sqe* sqe = access::ring_of(ctx_).reserve_sqes(1);
   io_uring_prep_timeout(sqe, &backoff_.ts, 0, 0);
   io_uring_sqe_set_data(sqe, &backoff_);
-  ctx_.ring().expect_cqes();
+  access::ring_of(ctx_).expect_cqes();
   ++ops_;
   backing_off_ = true;
 }
@@ -172,7 +172,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
     a.in_kernel_ = false;
   }
   ++a.in_handler_;
-  if (a.stopped_ || a.ctx_.draining()) {
+  if (a.stopped_ || access::draining(a.ctx_)) {
     if (res >= 0) ::close(res);  // a late CQE can still carry a new connection
   } else if (res >= 0) {
     a.accepted_any_ = true;
@@ -186,7 +186,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
     } else {
       a.push_ready(res);
       if (a.count_ >= a.capacity_ && a.in_kernel_ && !a.cancel_sent_) {
-        a.ctx_.ring().prep_cancel(&a.accept_);
+        access::ring_of(a.ctx_).prep_cancel(&a.accept_);
         a.cancel_sent_ = true;
       }
       if (!more) a.maybe_arm();
@@ -201,7 +201,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
     } else if (is_resource_errno(err)) {
       // Never spin on EMFILE: stop, back off, retry. Only args-form accepts hear about it.
       if (more && !a.cancel_sent_) {
-        a.ctx_.ring().prep_cancel(&a.accept_);
+        access::ring_of(a.ctx_).prep_cancel(&a.accept_);
         a.cancel_sent_ = true;
       }
       if (!a.backing_off_) a.start_backoff();
@@ -211,7 +211,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
         if (op_of(*w).report_errors)
           a.deliver(*w, res);  // the resumed loop may accept again, or close the listener
         else if (a.stopped_)
-          a.ctx_.defer(&acceptor::deliver_cancelled, w);
+          access::defer(a.ctx_, &acceptor::deliver_cancelled, w);
         else
           a.push_waiter(*w);
       }
@@ -251,10 +251,10 @@ void acceptor::watch(io_request& r, const io_options& o) {
   if (o.timeout.count() > 0) {
     r.timer_.ts_ = to_timespec(o.timeout.count());
     r.timer_.complete_ = &acceptor::on_wait_timer;
-    io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
+    io_uring_sqe* sqe = access::ring_of(ctx_).reserve_sqes(1);
     io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);
     io_uring_sqe_set_data(sqe, &r.timer_);
-    ctx_.ring().expect_cqes();
+    access::ring_of(ctx_).expect_cqes();
     r.timer_armed_ = true;
     r.cqes_left_ = 2;
   }
@@ -262,15 +262,15 @@ void acceptor::watch(io_request& r, const io_options& o) {
 }
 
 bool acceptor::start(io_request& r, const io_options& o) {
-  ctx_.begin(r);
+  access::track(ctx_, r);
   accept_op& op = op_of(r);
   op.fd = -1;
   op.second_round = false;
   op.source = nullptr;
   if (fatal_ || stopped_ || o.stop.stop_requested()) {
     r.res_ = fatal_ ? fatal_ : -ECANCELED;
-    ctx_.end(r);
-    ctx_.count_inline();
+    access::untrack(ctx_, r);
+    access::count_inline(ctx_);
     return true;
   }
   if (count_ > 0) {
@@ -278,8 +278,8 @@ bool acceptor::start(io_request& r, const io_options& o) {
     maybe_arm();
     if (op.buf.empty()) {  // the inline path: no SQE, no syscall, no suspension
       r.res_ = fd;
-      ctx_.end(r);
-      ctx_.count_inline();
+      access::untrack(ctx_, r);
+      access::count_inline(ctx_);
       return true;
     }
     watch(r, o);
@@ -297,11 +297,11 @@ void acceptor::first_receive(io_request& r, int fd) noexcept {
   op.fd = fd;
   op.second_round = true;
   r.complete_ = &acceptor::on_first_receive;
-  io_uring_sqe* sqe = ctx_.ring().reserve_sqes(1);
+  io_uring_sqe* sqe = access::ring_of(ctx_).reserve_sqes(1);
   io_uring_prep_recv(sqe, fd, op.buf.data(), op.buf.size(), 0);
   io_uring_sqe_set_data(sqe, &r);
-  ctx_.ring().expect_cqes();
-  if (r.cancelled_) ctx_.ring().prep_cancel(&r);
+  access::ring_of(ctx_).expect_cqes();
+  if (r.cancelled_) access::ring_of(ctx_).prep_cancel(&r);
 }
 
 // The first block arrived (or the receive failed): the accept's timer has nothing left to guard.
@@ -326,7 +326,7 @@ void acceptor::deliver(io_request& r, int res) noexcept {
 // The delivery came first: ask the kernel to drop the waiter's timer (its own CQE still comes).
 void acceptor::remove_timer(io_request& r) noexcept {
   if (!r.timer_armed_) return;
-  io_uring_sqe* sqe = r.ctx_->ring().reserve_sqes(1);
+  io_uring_sqe* sqe = access::ring_of(*r.ctx_).reserve_sqes(1);
   io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
   io_uring_sqe_set_data64(sqe, 0);
 }
@@ -342,7 +342,7 @@ void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
       r.res_ = -ETIMEDOUT;
       r.settle();  // the delivery that will not come
     } else if (op.second_round) {
-      r.ctx_->ring().prep_cancel(&r);  // the first receive: its CQE ends it
+      access::ring_of(*r.ctx_).prep_cancel(&r);  // the first receive: its CQE ends it
     }
   }
   r.settle();
@@ -354,9 +354,9 @@ void acceptor::on_wait_cancel(io_request* r) noexcept {
   accept_op& op = op_of(*r);
   if (acceptor* a = op.source) {
     a->forget(op);
-    r->ctx_->defer(&acceptor::deliver_cancelled, r);
+    access::defer(*r->ctx_, &acceptor::deliver_cancelled, r);
   } else if (op.second_round) {
-    r->ctx_->ring().prep_cancel(r);
+    access::ring_of(*r->ctx_).prep_cancel(r);
   }
 }
 
@@ -380,12 +380,12 @@ void acceptor::stop_accepting() noexcept {
   io_request* all = take_waiters();
   while (io_request* w = all) {
     all = op_of(*w).next;
-    ctx_.defer(&acceptor::deliver_cancelled, w);
+    access::defer(ctx_, &acceptor::deliver_cancelled, w);
   }
   while (count_ > 0) ::close(pop_ready());
-  if (!ctx_.draining()) {
-    if (in_kernel_) ctx_.ring().prep_cancel(&accept_);
-    if (backing_off_) ctx_.ring().prep_cancel(&backoff_);
+  if (!access::draining(ctx_)) {
+    if (in_kernel_) access::ring_of(ctx_).prep_cancel(&accept_);
+    if (backing_off_) access::ring_of(ctx_).prep_cancel(&backoff_);
   }
 }
 

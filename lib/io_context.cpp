@@ -17,23 +17,21 @@ namespace detail {
 // exception, and frees itself at its end (or is destroyed, unfinished, with its context).
 struct spawned_task::promise_type : frame_allocated {
   io_context* ctx;
-  io_context::spawned_link link;
+  spawned_link link;
   promise_type(io_context& c, task<void>&) noexcept : ctx(&c) {
     link.frame = std::coroutine_handle<promise_type>::from_promise(*this);
-    ctx->link_spawned(link);
-    ctx->on_task_started();
+    access::link_task(*ctx, link);
   }
-  ~promise_type() {
-    ctx->unlink_spawned(link);
-    ctx->on_task_ended();
-  }
+  ~promise_type() { access::unlink_task(*ctx, link); }
   spawned_task get_return_object() noexcept {
     return {std::coroutine_handle<promise_type>::from_promise(*this)};
   }
   std::suspend_always initial_suspend() const noexcept { return {}; }
   std::suspend_never final_suspend() const noexcept { return {}; }
   void return_void() const noexcept {}
-  void unhandled_exception() noexcept { ctx->report_exception(std::current_exception()); }
+  void unhandled_exception() noexcept {
+    access::report_exception(*ctx, std::current_exception());
+  }
 };
 
 namespace {
@@ -95,14 +93,16 @@ void io_context::post(std::function<void()> fn) { mailbox_.post(std::move(fn)); 
 
 void io_context::stop() noexcept { mailbox_.request_stop(!running_in_this_thread()); }
 
-void io_context::link_spawned(spawned_link& l) noexcept {
+void io_context::link_task(detail::spawned_link& l) noexcept {
+  ++live_tasks_;
   l.prev = spawned_.prev;
   l.next = &spawned_;
   spawned_.prev->next = &l;
   spawned_.prev = &l;
 }
 
-void io_context::unlink_spawned(spawned_link& l) noexcept {
+void io_context::unlink_task(detail::spawned_link& l) noexcept {
+  --live_tasks_;
   l.prev->next = l.next;
   l.next->prev = l.prev;
   l.next = l.prev = &l;

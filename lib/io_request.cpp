@@ -24,7 +24,7 @@ void io_request::on_timer_cqe(operation* op, int res, std::uint32_t) noexcept {
   r->settle();
 }
 
-void io_request::cancel_sqe(io_request* r) noexcept { r->ctx_->ring().prep_cancel(r); }
+void io_request::cancel_sqe(io_request* r) noexcept { access::ring_of(*r->ctx_).prep_cancel(r); }
 
 void io_request::watch(const std::stop_token& tok) {
   stop_.emplace(tok, stop_request{this});
@@ -35,7 +35,7 @@ void stop_request::operator()() const noexcept {
   if (r->ctx_->running_in_this_thread())
     cancel_now(r);
   else
-    r->ctx_->queue_cancel(r);  // the ring and the request belong to the context's thread
+    access::queue_cancel(*r->ctx_, r);  // the ring and the request belong to the context's thread
 }
 
 void cancel_now(io_request* r) noexcept {
@@ -45,7 +45,7 @@ void cancel_now(io_request* r) noexcept {
 
 void resume_waiter(io_request* r) noexcept {
   // A dying context destroys the waiting frame instead of resuming it.
-  if (!r->ctx_->draining()) std::coroutine_handle<>::from_address(r->waiter_).resume();
+  if (!access::draining(*r->ctx_)) std::coroutine_handle<>::from_address(r->waiter_).resume();
 }
 
 }  // namespace ringsock::detail

@@ -20,10 +20,10 @@ socket::socket(io_context& ctx, address_family family, socket_type type, protoco
   int fd = ::socket(static_cast<int>(family), static_cast<int>(type) | SOCK_CLOEXEC,
                     static_cast<int>(proto));
   if (fd < 0) throw_errno("ringsock: socket");
-  core_ = ctx.make_core(fd);
+  core_ = detail::access::make_core(ctx, fd);
 }
 
-socket::socket(io_context& ctx, int fd) noexcept : core_(ctx.make_core(fd)) {}
+socket::socket(io_context& ctx, int fd) noexcept : core_(detail::access::make_core(ctx, fd)) {}
 
 socket::~socket() {
   close();
@@ -61,16 +61,16 @@ void socket::close() noexcept {
     return;
   }
   io_context& ctx = *c.ctx;
-  if (c.ops == 0 || ctx.draining()) {
+  if (c.ops == 0 || detail::access::draining(ctx)) {
     ::close(fd);  // nothing in the kernel refers to it (or everything is being cancelled)
     return;
   }
   // A request in flight holds its own reference to the file, so closing the number alone would
   // not stop it. Cancel by fd, then close, both through the ring and in this order: the cancel
   // matches before the number can be reused.
-  ctx.ring().prep_cancel_fd(fd);
-  ctx.ring().prep_close(fd);
-  if (!ctx.in_loop()) ctx.ring().flush();  // nobody would submit it until the next run
+  detail::access::ring_of(ctx).prep_cancel_fd(fd);
+  detail::access::ring_of(ctx).prep_close(fd);
+  if (!detail::access::in_loop(ctx)) detail::access::ring_of(ctx).flush();  // nobody would submit it until the next run
 }
 
 socket socket::listen(io_context& ctx, const endpoint& ep, int backlog) {
@@ -161,10 +161,10 @@ namespace detail {
 void free_core_if_unused(socket_core* c) noexcept {
   if (c->owned || c->ops != 0) return;
   if (c->ctx && !c->ctx->running_in_this_thread()) {
-    c->ctx->retire_core(c);  // the live-core list belongs to the context's thread
+    access::retire_core(*c->ctx, c);  // the live-core list belongs to the context's thread
     return;
   }
-  if (c->ctx) c->ctx->unlink_core(c);
+  if (c->ctx) access::unlink_core(*c->ctx, c);
   delete c;
 }
 

@@ -76,7 +76,7 @@ void socket_args::store(const detail::accept_op& op) noexcept {
     return;
   }
   const int fd = op.value(req_);
-  if (req_.ctx_->draining()) {
+  if (detail::access::draining(*req_.ctx_)) {
     ::close(fd);  // the context is going away: nobody will serve this connection
     error_ = std::make_error_code(std::errc::operation_canceled);
     return;
@@ -90,7 +90,7 @@ void socket_args::on_complete(detail::io_request* r) noexcept {
   auto& a = *static_cast<socket_args*>(r->waiter_);
   a.take_result();
   a.in_use_ = false;
-  if (r->ctx_->draining()) {
+  if (detail::access::draining(*r->ctx_)) {
     if (a.on_abandon_) a.on_abandon_(a, a.target_);
     return;
   }

@@ -19,7 +19,7 @@ bool send_all_op::again(io_request* r) noexcept {
     r->res_ = -ECANCELED;  // closed meanwhile: never send on a number that may be reused
     return false;
   }
-  r->ctx_->submit_round(*r, [&op, fd](io_uring_sqe* sqe) { op.prep(sqe, fd); });
+  access::submit_round(*r->ctx_, *r, [&op, fd](io_uring_sqe* sqe) { op.prep(sqe, fd); });
   return true;
 }
 

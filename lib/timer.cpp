@@ -7,7 +7,7 @@ namespace ringsock::detail {
 bool sleep_awaiter::await_ready() {
   ts_ = to_timespec(duration_.count());
   req_.completion_ = &resume_waiter;
-  ctx_->arm(req_, io_options{stop_},
+  access::arm(*ctx_, req_, io_options{stop_},
             [this](io_uring_sqe* sqe) { io_uring_prep_timeout(sqe, &ts_, 0, 0); });
   return false;
 }

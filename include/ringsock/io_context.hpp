@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ringsock/detail/access.hpp"
 #include "ringsock/detail/drain_hook.hpp"
 #include "ringsock/detail/mailbox.hpp"
 #include "ringsock/detail/operation.hpp"
@@ -54,6 +55,12 @@ namespace detail {
 struct spawned_task {
   struct promise_type;
   std::coroutine_handle<> frame;
+};
+// A spawned task in its context's list (destroyed unfinished with the context).
+struct spawned_link {
+  spawned_link* prev = nullptr;
+  spawned_link* next = nullptr;
+  std::coroutine_handle<> frame{};
 };
 }  // namespace detail
 
@@ -151,8 +158,14 @@ class io_context {
   // The thread that owns (created, runs and destroys) this context.
   std::thread::id owner_thread() const noexcept { return owner_; }
 
-  // ---- Internal: the operation layer arms requests through these; not part of the API. ----
+#ifdef RINGSOCK_FAULT_INJECTION
+  // Tests only: the ring consults `p` before each SQE and CQE (see testing/fault_plan.hpp).
+  void set_fault_plan(testing::fault_plan* p) noexcept { ring_.set_fault_plan(p); }
+#endif
 
+ private:
+  // ---- internal: the library reaches these only through detail::access ----
+  friend struct detail::access;
   detail::ring& ring() noexcept { return ring_; }
   // Arms `r`: prep(sqe) fills the SQE; a timeout in `o` becomes a linked timeout; a stop token
   // installs the stop callback. r's completion_/waiter_ must be set by the caller.
@@ -161,43 +174,22 @@ class io_context {
   // The next round of a multi-round request (send_all): same timeout, no new bookkeeping.
   template <class Prep>
   void submit_round(detail::io_request& r, Prep&& prep);
-  // A request that will be settled by someone else (an accept waiting in its listener's queue).
-  void begin(detail::io_request& r) noexcept;
-  // The request finished: it lets go of its socket's core.
-  void end(detail::io_request& r) noexcept;
-  // A core for a descriptor of this context (see detail/socket_core.hpp), and its removal.
+  // Counts `r` as pending (pending_operations()) and resets its outcome; its completion is
+  // someone else's (an accept waiting in its listener's queue) until untrack().
+  void track(detail::io_request& r) noexcept;
+  // The request completed: no longer pending; it lets go of its socket's core.
+  void untrack(detail::io_request& r) noexcept;
   detail::socket_core* make_core(int fd);
   void unlink_core(detail::socket_core* c) noexcept;
-  // Thread-safe: a core released on another thread is freed by the loop.
-  void retire_core(detail::socket_core* c) noexcept { mailbox_.retire_core(c); }
-  // Runs fn(arg) on a following loop turn (no allocation once the queue has grown).
   void defer(void (*fn)(void*), void* arg);
-  // Cross-thread stop requests.
-  void queue_cancel(detail::io_request* r) { mailbox_.queue_cancel(r); }
-  void unqueue_cancel(detail::io_request* r) noexcept { mailbox_.unqueue_cancel(r); }
-  void count_inline() noexcept { ++inline_completions_; }
+  void report_exception(std::exception_ptr e) noexcept;
+  void link_task(detail::spawned_link& l) noexcept;
+  void unlink_task(detail::spawned_link& l) noexcept;
+  void link_hook(detail::drain_hook* h) noexcept;
+  void unlink_hook(detail::drain_hook* h) noexcept;
   bool draining() const noexcept { return draining_; }
   bool in_loop() const noexcept { return in_loop_; }
   void check_thread() const noexcept { assert(running_in_this_thread()); }
-  void on_task_started() noexcept { ++live_tasks_; }
-  void on_task_ended() noexcept { --live_tasks_; }
-  void report_exception(std::exception_ptr e) noexcept;
-  struct spawned_link {
-    spawned_link* prev = nullptr;
-    spawned_link* next = nullptr;
-    std::coroutine_handle<> frame{};
-  };
-  void link_spawned(spawned_link& l) noexcept;
-  void unlink_spawned(spawned_link& l) noexcept;
-  // Holders of requests outside the kernel (a listener's waiting accepts) register here; the
-  // shutdowns reach them only through the hook.
-  void link_hook(detail::drain_hook* h) noexcept;
-  void unlink_hook(detail::drain_hook* h) noexcept;
-#ifdef RINGSOCK_FAULT_INJECTION
-  void set_fault_plan(testing::fault_plan* p) noexcept { ring_.set_fault_plan(p); }
-#endif
-
- private:
   struct ready_item {
     void (*fn)(void*);
     void* arg;
@@ -261,7 +253,7 @@ class io_context {
   std::uint64_t tasks_ended_by_io_error_ = 0;
   bool draining_ = false;
   bool in_loop_ = false;
-  spawned_link spawned_;  // sentinel of the spawned-task list
+  detail::spawned_link spawned_;  // sentinel of the spawned-task list
   std::vector<detail::drain_hook*> hooks_;
   std::function<void(std::exception_ptr)> on_exception_;
   detail::socket_core cores_;  // sentinel of the live cores
@@ -269,9 +261,51 @@ class io_context {
   friend class work_guard;
 };
 
+// ---- the door (detail/access.hpp) ----
+
+inline detail::ring& detail::access::ring_of(io_context& c) noexcept { return c.ring_; }
+template <class Prep>
+void detail::access::arm(io_context& c, io_request& r, const io_options& o, Prep&& prep) {
+  c.arm(r, o, std::forward<Prep>(prep));
+}
+template <class Prep>
+void detail::access::submit_round(io_context& c, io_request& r, Prep&& prep) {
+  c.submit_round(r, std::forward<Prep>(prep));
+}
+inline void detail::access::track(io_context& c, io_request& r) noexcept { c.track(r); }
+inline void detail::access::untrack(io_context& c, io_request& r) noexcept { c.untrack(r); }
+inline void detail::access::count_inline(io_context& c) noexcept { ++c.inline_completions_; }
+inline void detail::access::defer(io_context& c, void (*fn)(void*), void* arg) { c.defer(fn, arg); }
+inline bool detail::access::draining(const io_context& c) noexcept { return c.draining_; }
+inline bool detail::access::in_loop(const io_context& c) noexcept { return c.in_loop_; }
+inline void detail::access::report_exception(io_context& c, std::exception_ptr e) noexcept {
+  c.report_exception(std::move(e));
+}
+inline detail::socket_core* detail::access::make_core(io_context& c, int fd) {
+  return c.make_core(fd);
+}
+inline void detail::access::unlink_core(io_context& c, socket_core* core) noexcept {
+  c.unlink_core(core);
+}
+inline void detail::access::retire_core(io_context& c, socket_core* core) noexcept {
+  c.mailbox_.retire_core(core);
+}
+inline void detail::access::queue_cancel(io_context& c, io_request* r) { c.mailbox_.queue_cancel(r); }
+inline void detail::access::unqueue_cancel(io_context& c, io_request* r) noexcept {
+  c.mailbox_.unqueue_cancel(r);
+}
+inline void detail::access::link_task(io_context& c, spawned_link& l) noexcept { c.link_task(l); }
+inline void detail::access::unlink_task(io_context& c, spawned_link& l) noexcept {
+  c.unlink_task(l);
+}
+inline void detail::access::link_hook(io_context& c, drain_hook* h) noexcept { c.link_hook(h); }
+inline void detail::access::unlink_hook(io_context& c, drain_hook* h) noexcept {
+  c.unlink_hook(h);
+}
+
 // ---- inline hot path ----
 
-inline void io_context::begin(detail::io_request& r) noexcept {
+inline void io_context::track(detail::io_request& r) noexcept {
   r.ctx_ = this;
   r.complete_ = &detail::io_request::on_cqe;  // a previous operation may have set its own
   r.res_ = 0;
@@ -282,7 +316,7 @@ inline void io_context::begin(detail::io_request& r) noexcept {
   ++outstanding_;
 }
 
-inline void io_context::end(detail::io_request& r) noexcept {
+inline void io_context::untrack(detail::io_request& r) noexcept {
   --outstanding_;
   if (detail::socket_core* c = r.core_) {
     r.core_ = nullptr;
@@ -295,18 +329,18 @@ inline void detail::io_request::settle() noexcept {
   if (--cqes_left_ != 0) return;
   // A cancellation that raced with a timeout: the op reports -ECANCELED either way.
   if (res_ == -ECANCELED && timer_fired_) res_ = -ETIMEDOUT;
-  if (again_ && !ctx_->draining() && again_(this)) return;  // the next round is armed
+  if (again_ && !access::draining(*ctx_) && again_(this)) return;  // the next round is armed
   if (stop_) {
     stop_.reset();  // waits for a callback running on another thread
-    ctx_->unqueue_cancel(this);
+    access::unqueue_cancel(*ctx_, this);
   }
-  ctx_->end(*this);
+  access::untrack(*ctx_, *this);
   completion_(this);  // while the context is being destroyed, it only releases (see resume_waiter)
 }
 
 template <class Prep>
 void io_context::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
-  begin(r);
+  track(r);
   r.timed_ = o.timeout.count() > 0;
   if (r.timed_) r.timer_.ts_ = detail::to_timespec(o.timeout.count());
   r.cancel_ = &detail::io_request::cancel_sqe;

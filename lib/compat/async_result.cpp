@@ -94,12 +94,12 @@ void AsyncResult::run_callback(void* self) noexcept {
   std::shared_ptr<AsyncResult> keep = std::move(r->self_);
   // owner_ is not touched here: it may be gone (see complete()); a shared one is held.
   std::shared_ptr<Socket> owner = std::move(r->owner_hold_);  // alive through the callback
-  if (r->ctx_->draining()) return;  // a dying context calls nobody back
+  if (detail::access::draining(*r->ctx_)) return;  // a dying context calls nobody back
   if (r->callback_) {
     try {
       r->callback_(keep);
     } catch (...) {
-      r->ctx_->report_exception(std::current_exception());
+      detail::access::report_exception(*r->ctx_, std::current_exception());
     }
   }
 }

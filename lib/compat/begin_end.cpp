@@ -30,7 +30,7 @@ std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& 
   }
   if (done) {
     r->complete(true);
-    ctx_->defer(&AsyncResult::run_callback, r.get());  // never on the caller's stack
+    detail::access::defer(*ctx_, &AsyncResult::run_callback, r.get());  // never on the caller's stack
   } else {
     op_started();  // until complete() (or the abandon) reports it
     detail::access::set_completion(r->args_, &AsyncResult::on_core_complete, r.get());
@@ -168,7 +168,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginDisconnect(bool reuseSocket, AsyncCal
   r->sync_ = true;
   r->completed_.store(true, std::memory_order_release);
   r->AsyncWaitHandle().Set();
-  ctx_->defer(&AsyncResult::run_callback, r.get());
+  detail::access::defer(*ctx_, &AsyncResult::run_callback, r.get());
   return r;
 }
 

@@ -185,7 +185,7 @@ bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o) {
   r.op_ = &op;
   if constexpr (requires { op.done_inline(r); }) {
     if (op.done_inline(r)) {
-      c.ctx->count_inline();
+      access::count_inline(*c.ctx);
       return true;
     }
   }
@@ -197,7 +197,7 @@ bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o) {
   // close or destroy the socket (prep then sees fd -1 and the kernel answers EBADF).
   r.core_ = &c;
   ++c.ops;
-  c.ctx->arm(r, o, [&](io_uring_sqe* sqe) { op.prep(sqe, c.fd); });
+  access::arm(*c.ctx, r, o, [&](io_uring_sqe* sqe) { op.prep(sqe, c.fd); });
   return false;
 }
 
