@@ -67,11 +67,11 @@ bool start_op(socket_core& c, io_request& r, accept_op& op, const io_options& o)
 }
 
 void acceptor::abandon_waiters() noexcept {
-  io_request* all = take_waiters();  // after this, `this` may be freed by a settle below
+  io_request* all = take_waiters();  // after this, `this` may be freed by a count_down below
   while (io_request* w = all) {
     all = op_of(*w).next;
     w->res_ = -ECANCELED;
-    w->settle();
+    w->count_down();
   }
 }
 
@@ -138,7 +138,7 @@ void acceptor::arm() noexcept {
     io_uring_prep_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
   io_uring_sqe_set_data(sqe, &accept_);
   access::ring_of(ctx_).expect_cqes();
-  ++ops_;
+  ++own_sqes_due_;
   in_kernel_ = true;
   cancel_sent_ = false;
 }
@@ -160,7 +160,7 @@ void acceptor::start_backoff() noexcept {
   io_uring_prep_timeout(sqe, &backoff_.ts, 0, 0);
   io_uring_sqe_set_data(sqe, &backoff_);
   access::ring_of(ctx_).expect_cqes();
-  ++ops_;
+  ++own_sqes_due_;
   backing_off_ = true;
 }
 
@@ -168,7 +168,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
   acceptor& a = *static_cast<multishot_accept*>(op)->self;
   const bool more = flags & IORING_CQE_F_MORE;
   if (!more) {
-    --a.ops_;
+    --a.own_sqes_due_;
     a.in_kernel_ = false;
   }
   ++a.in_handler_;
@@ -182,7 +182,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
       if (!a.waiters_) a.waiters_tail_ = nullptr;
       op_of(*w).source = nullptr;
       if (!more) a.maybe_arm();
-      a.deliver(*w, res);  // may resume a coroutine that uses this acceptor: state is settled
+      a.hand_over(*w, res);  // may resume a coroutine that uses this acceptor: state is completed
     } else {
       a.push_ready(res);
       if (a.count_ >= a.capacity_ && a.in_kernel_ && !a.cancel_sent_) {
@@ -209,9 +209,9 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
       while (io_request* w = all) {
         all = op_of(*w).next;
         if (op_of(*w).report_errors)
-          a.deliver(*w, res);  // the resumed loop may accept again, or close the listener
+          a.hand_over(*w, res);  // the resumed loop may accept again, or close the listener
         else if (a.stopped_)
-          access::defer(a.ctx_, &acceptor::deliver_cancelled, w);
+          access::defer(a.ctx_, &acceptor::cancel_waiter, w);
         else
           a.push_waiter(*w);
       }
@@ -220,7 +220,7 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
       io_request* all = a.take_waiters();
       while (io_request* w = all) {
         all = op_of(*w).next;
-        a.deliver(*w, res);
+        a.hand_over(*w, res);
       }
     }
   }
@@ -230,14 +230,14 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
 
 void acceptor::on_backoff(operation* op, int, std::uint32_t) noexcept {
   acceptor& a = *static_cast<backoff_op*>(op)->self;
-  --a.ops_;
+  --a.own_sqes_due_;
   a.backing_off_ = false;
   a.maybe_arm();
   a.maybe_free();
 }
 
 void acceptor::maybe_free() noexcept {
-  if (closing_ && ops_ == 0 && in_handler_ == 0) {
+  if (closing_ && own_sqes_due_ == 0 && in_handler_ == 0) {
     ::close(fd_);
     delete this;
   }
@@ -250,7 +250,7 @@ void acceptor::watch(io_request& r, const io_options& o) {
   r.cqes_left_ = 1;
   if (o.timeout.count() > 0) {
     r.timer_.ts_ = to_timespec(o.timeout.count());
-    r.timer_.complete_ = &acceptor::on_wait_timer;
+    r.timer_.on_cqe_ = &acceptor::on_wait_timer;
     io_uring_sqe* sqe = access::ring_of(ctx_).reserve_sqes(1);
     io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);
     io_uring_sqe_set_data(sqe, &r.timer_);
@@ -296,7 +296,7 @@ void acceptor::first_receive(io_request& r, int fd) noexcept {
   accept_op& op = op_of(r);
   op.fd = fd;
   op.second_round = true;
-  r.complete_ = &acceptor::on_first_receive;
+  r.on_cqe_ = &acceptor::on_first_receive;
   io_uring_sqe* sqe = access::ring_of(ctx_).reserve_sqes(1);
   io_uring_prep_recv(sqe, fd, op.buf.data(), op.buf.size(), 0);
   io_uring_sqe_set_data(sqe, &r);
@@ -309,18 +309,18 @@ void acceptor::on_first_receive(operation* op, int res, std::uint32_t) noexcept 
   auto& r = *static_cast<io_request*>(op);
   r.res_ = res;
   remove_timer(r);
-  r.settle();
+  r.count_down();
 }
 
-void acceptor::deliver(io_request& r, int res) noexcept {
+void acceptor::hand_over(io_request& r, int res) noexcept {
   op_of(r).source = nullptr;
   if (res >= 0 && !op_of(r).buf.empty()) {
-    first_receive(r, res);  // settles when the receive's CQE arrives
+    first_receive(r, res);  // completes when the receive's CQE arrives
     return;
   }
   r.res_ = res;
   remove_timer(r);
-  r.settle();
+  r.count_down();
 }
 
 // The delivery came first: ask the kernel to drop the waiter's timer (its own CQE still comes).
@@ -340,12 +340,12 @@ void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
     if (acceptor* a = op.source) {
       a->forget(op);
       r.res_ = -ETIMEDOUT;
-      r.settle();  // the delivery that will not come
+      r.count_down();  // the delivery that will not come
     } else if (op.second_round) {
       access::ring_of(*r.ctx_).prep_cancel(&r);  // the first receive: its CQE ends it
     }
   }
-  r.settle();
+  r.count_down();
 }
 
 // Same thread as the ring (stop callback or the cross-thread queue's drain). Completion is
@@ -354,17 +354,17 @@ void acceptor::on_wait_cancel(io_request* r) noexcept {
   accept_op& op = op_of(*r);
   if (acceptor* a = op.source) {
     a->forget(op);
-    access::defer(*r->ctx_, &acceptor::deliver_cancelled, r);
+    access::defer(*r->ctx_, &acceptor::cancel_waiter, r);
   } else if (op.second_round) {
     access::ring_of(*r->ctx_).prep_cancel(r);
   }
 }
 
-void acceptor::deliver_cancelled(void* p) noexcept {
+void acceptor::cancel_waiter(void* p) noexcept {
   auto& r = *static_cast<io_request*>(p);
   r.res_ = -ECANCELED;
   remove_timer(r);
-  r.settle();
+  r.count_down();
 }
 
 void acceptor::close() noexcept {
@@ -380,7 +380,7 @@ void acceptor::stop_accepting() noexcept {
   io_request* all = take_waiters();
   while (io_request* w = all) {
     all = op_of(*w).next;
-    access::defer(ctx_, &acceptor::deliver_cancelled, w);
+    access::defer(ctx_, &acceptor::cancel_waiter, w);
   }
   while (count_ > 0) ::close(pop_ready());
   if (!access::draining(ctx_)) {

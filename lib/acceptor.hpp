@@ -1,5 +1,36 @@
 // The accept side of a listening socket: one multishot accept, a bounded ready queue of
 // connections that arrived before anyone asked, and a FIFO of waiting accepts.
+//
+// The listener's states (fields in brackets) and what moves it:
+//
+//   state         meaning                          event                      -> next
+//   idle          nothing in the kernel            maybe_arm(): queue <= capacity/2,
+//                                                  not stopped/fatal/backing off -> armed
+//   armed         accept in the kernel             CQE fd, a waiter: hand_over   armed
+//                 [in_kernel_]                     CQE fd, none: push to queue   armed
+//                                                  queue reaches capacity        -> cancelling
+//                                                  CQE without F_MORE            -> idle, maybe_arm
+//                                                  EINVAL before any fd          -> single-shot, idle
+//                                                  ECANCELED / ECONNABORTED ...  armed or idle
+//                                                  EMFILE/ENFILE/ENOBUFS/ENOMEM  -> backing off
+//                                                  any other error               -> fatal
+//   cancelling    asked the kernel to stop         last CQE                      -> idle
+//                 [in_kernel_ && cancel_sent_]
+//   backing off   a timer of 10 ms, doubling to    timer CQE                     -> idle, maybe_arm
+//                 500 ms [backing_off_]            (args-form waiters got the error; the others
+//                                                  keep waiting)
+//   fatal         [fatal_ = -errno]                every waiter and every later accept gets it
+//   stopped       [stopped_] shutdown(fd) refuses  new accepts complete inline with ECANCELED;
+//                 connections at once              waiters get ECANCELED on a later turn; the
+//                                                  queue's connections are closed
+//   closing       [closing_] (also stopped)        own_sqes_due_ == 0 and not in a handler
+//                                                  -> close(fd), delete this
+//
+// A waiting accept (its accept_op) goes: started -> inline (a queued fd, or the error of a
+// fatal/stopped listener) | waiting [source != null] -> handed a connection | timed out
+// (ETIMEDOUT) | stopped (ECANCELED on a later turn) | given an error; with a buffer, a handed
+// connection first goes to first receive [second_round] -> completes with the bytes received
+// (its timer or stop cancels that receive). The context's destruction abandons every waiter.
 #pragma once
 
 #include <cstddef>
@@ -20,10 +51,10 @@ class acceptor {
   acceptor(const acceptor&) = delete;
   acceptor& operator=(const acceptor&) = delete;
 
-  // Starts an accept for `r` (with r.buf_ non-empty a first receive follows). Returns true when
-  // it completed inline: r.res_ holds the new fd (>= 0) or -errno, and done_ is never called.
-  // Otherwise done_ is called once, later, with r.res_ = fd (or, with a buffer, r.fd_ = fd and
-  // r.res_ = bytes received) or -errno.
+  // Starts the accept request `r`, whose accept_op is r.op_ (with a non-empty buffer a first
+  // receive follows). Returns true when it completed inline: r.res_ holds the new fd (>= 0) or
+  // -errno, and r.completion_ is never called. Otherwise r.completion_ is called once, later,
+  // with r.res_ = fd (or, with a buffer, op.fd = fd and r.res_ = bytes received) or -errno.
   bool start(io_request& r, const io_options& o);
   // A waiter that dies before it completed (its frame was destroyed with the context).
   void forget(accept_op& op) noexcept;
@@ -58,7 +89,7 @@ class acceptor {
   static void on_wait_timer(operation* op, int res, std::uint32_t flags) noexcept;
   static void on_first_receive(operation* op, int res, std::uint32_t flags) noexcept;
   static void on_wait_cancel(io_request* r) noexcept;
-  static void deliver_cancelled(void* r) noexcept;
+  static void cancel_waiter(void* r) noexcept;
   static void remove_timer(io_request& r) noexcept;
 
   void arm() noexcept;
@@ -66,7 +97,7 @@ class acceptor {
   void start_backoff() noexcept;
   void maybe_free() noexcept;
   void watch(io_request& r, const io_options& o);
-  void deliver(io_request& r, int res) noexcept;
+  void hand_over(io_request& r, int res) noexcept;
   void first_receive(io_request& r, int fd) noexcept;
   void push_ready(int fd);
   int pop_ready() noexcept;
@@ -83,7 +114,7 @@ class acceptor {
   multishot_accept accept_;
   backoff_op backoff_;
   drain_hook hook_;  // how the context's shutdowns reach this listener
-  unsigned ops_ = 0;          // our own SQEs whose last CQE has not arrived
+  unsigned own_sqes_due_ = 0;          // our own SQEs whose last CQE has not arrived
   unsigned in_handler_ = 0;   // re-entrancy guard: a handler resumed a coroutine
   unsigned backoff_ms_ = 0;
   int fatal_ = 0;

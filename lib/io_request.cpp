@@ -12,7 +12,7 @@ io_request::io_request() noexcept : operation(&io_request::on_cqe), timer_(this)
 void io_request::on_cqe(operation* op, int res, std::uint32_t) noexcept {
   auto* r = static_cast<io_request*>(op);
   r->res_ = res;
-  r->settle();
+  r->count_down();
 }
 
 void io_request::on_timer_cqe(operation* op, int res, std::uint32_t) noexcept {
@@ -21,7 +21,7 @@ void io_request::on_timer_cqe(operation* op, int res, std::uint32_t) noexcept {
   // finished first and the kernel removed the timeout.
   if (res == -ETIME) r->timer_fired_ = true;
   r->timer_armed_ = false;
-  r->settle();
+  r->count_down();
 }
 
 void io_request::cancel_sqe(io_request* r) noexcept { access::ring_of(*r->ctx_).prep_cancel(r); }

@@ -66,7 +66,7 @@ bool io_context::has_work() const noexcept {
 }
 
 bool io_context::busy() const noexcept {
-  return live_tasks_ > 0 || outstanding_ > 0 || ready_head_ < ready_.size() ||
+  return live_tasks_ > 0 || pending_requests_ > 0 || ready_head_ < ready_.size() ||
          mailbox_.has_mail();
 }
 
@@ -91,7 +91,7 @@ void io_context::run_ready() {
   }
   if (mailbox_.has_mail()) {
     free_retired_cores();
-    mailbox_.deliver(&report_posted_error, this);
+    mailbox_.run_mail(&report_posted_error, this);
   }
 }
 

@@ -100,7 +100,7 @@ socket_core* mailbox::take_retired() noexcept {
   return std::exchange(retired_, nullptr);
 }
 
-void mailbox::deliver(void (*on_error)(void*, std::exception_ptr), void* arg) {
+void mailbox::run_mail(void (*on_error)(void*, std::exception_ptr), void* arg) {
   for (;;) {
     io_request* r;
     {

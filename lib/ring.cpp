@@ -92,9 +92,9 @@ void ring::reap() noexcept {
       const cqe_item it = batch_[batch_head_++];
       // 0: fire-and-forget (cancel, close); LIBURING_UDATA_TIMEOUT: liburing's own wait timeout
       if (it.data == 0 || it.data == LIBURING_UDATA_TIMEOUT) continue;
-      if (!(it.flags & IORING_CQE_F_MORE)) --in_flight_;
+      if (!(it.flags & IORING_CQE_F_MORE)) --cqes_due_;
       auto* op = reinterpret_cast<operation*>(static_cast<std::uintptr_t>(it.data));
-      op->complete_(op, it.res, it.flags);
+      op->on_cqe_(op, it.res, it.flags);
     }
     unsigned n = 0, head;
     io_uring_cqe* cqe;

@@ -23,14 +23,14 @@ shutdown_report io_context::shutdown_gracefully(std::chrono::milliseconds grace)
   auto idle_or_cancel = [](void* self) {
     auto* c = static_cast<io_context*>(self);
     if (!c->busy()) return true;
-    if (c->outstanding_ > 0) c->ring_.prep_cancel_all();
+    if (c->pending_requests_ > 0) c->ring_.prep_cancel_all();
     return false;
   };
   auto until = start + grace;
   rep.finished_in_time = loop(idle, this, "shutdown_gracefully", true, &until);
   if (!rep.finished_in_time) {
     rep.tasks_at_deadline = live_tasks_;
-    rep.ops_at_deadline = outstanding_;
+    rep.ops_at_deadline = pending_requests_;
     until = clock::now() + grace;
     loop(idle_or_cancel, this, "shutdown_gracefully", true, &until);
     rep.tasks_left = live_tasks_;
@@ -52,9 +52,9 @@ void io_context::shutdown() noexcept {
   ring_.flush();
   // Bounded: an accounting bug must not hang a destructor forever.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (ring_.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (ring_.cqes_due() > 0 && std::chrono::steady_clock::now() < deadline) {
     ring_.enter_for(std::chrono::milliseconds(50));
-    if (ring_.in_flight() > 0) ring_.prep_cancel_all();  // re-armed meanwhile? cancel again
+    if (ring_.cqes_due() > 0) ring_.prep_cancel_all();  // re-armed meanwhile? cancel again
   }
   // Requests waiting outside the kernel (accepts in a listener's queue): abandon them. Each
   // abandon may free its holder (and its hook), so look the list up again every time.

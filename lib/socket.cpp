@@ -61,7 +61,7 @@ void socket::close() noexcept {
     return;
   }
   io_context& ctx = *c.ctx;
-  if (c.ops == 0 || detail::access::draining(ctx)) {
+  if (c.armed == 0 || detail::access::draining(ctx)) {
     ::close(fd);  // nothing in the kernel refers to it (or everything is being cancelled)
     return;
   }
@@ -159,7 +159,7 @@ std::size_t socket::accept_queue_size() const noexcept {
 namespace detail {
 
 void free_core_if_unused(socket_core* c) noexcept {
-  if (c->owned || c->ops != 0) return;
+  if (c->owned || c->armed != 0) return;
   if (c->ctx && !c->ctx->running_in_this_thread()) {
     access::retire_core(*c->ctx, c);  // the live-core list belongs to the context's thread
     return;

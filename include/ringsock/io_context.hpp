@@ -152,7 +152,7 @@ class io_context {
   // Counters of this context (a snapshot).
   io_stats stats() const noexcept;
   // Operations started and not finished (accepts waiting in a listener's queue included).
-  std::size_t pending_operations() const noexcept { return outstanding_; }
+  std::size_t pending_operations() const noexcept { return pending_requests_; }
   const ring_features& features() const noexcept { return ring_.features(); }
   bool running_in_this_thread() const noexcept { return std::this_thread::get_id() == owner_; }
   // The thread that owns (created, runs and destroys) this context.
@@ -246,7 +246,7 @@ class io_context {
   detail::mailbox mailbox_;
   std::vector<ready_item> ready_;
   std::size_t ready_head_ = 0;   // items before it have run
-  std::size_t outstanding_ = 0;  // user-visible requests not finished
+  std::size_t pending_requests_ = 0;  // user-visible requests not finished
   std::size_t live_tasks_ = 0;
   std::size_t guards_ = 0;
   std::uint64_t inline_completions_ = 0;
@@ -307,25 +307,25 @@ inline void detail::access::unlink_hook(io_context& c, drain_hook* h) noexcept {
 
 inline void io_context::track(detail::io_request& r) noexcept {
   r.ctx_ = this;
-  r.complete_ = &detail::io_request::on_cqe;  // a previous operation may have set its own
+  r.on_cqe_ = &detail::io_request::on_cqe;  // a previous operation may have set its own
   r.res_ = 0;
   r.timed_ = false;
   r.timer_armed_ = false;
   r.timer_fired_ = false;
   r.cancelled_ = false;
-  ++outstanding_;
+  ++pending_requests_;
 }
 
 inline void io_context::untrack(detail::io_request& r) noexcept {
-  --outstanding_;
+  --pending_requests_;
   if (detail::socket_core* c = r.core_) {
     r.core_ = nullptr;
-    --c->ops;
+    --c->armed;
     detail::free_core_if_unused(c);
   }
 }
 
-inline void detail::io_request::settle() noexcept {
+inline void detail::io_request::count_down() noexcept {
   if (--cqes_left_ != 0) return;
   // A cancellation that raced with a timeout: the op reports -ECANCELED either way.
   if (res_ == -ECANCELED && timer_fired_) res_ = -ETIMEDOUT;
@@ -357,7 +357,7 @@ void io_context::submit_round(detail::io_request& r, Prep&& prep) {
   if (r.timed_) {
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe* t = ring_.next_sqe();
-    r.timer_.complete_ = &detail::io_request::on_timer_cqe;
+    r.timer_.on_cqe_ = &detail::io_request::on_timer_cqe;
     io_uring_prep_link_timeout(t, &r.timer_.ts_, 0);
     io_uring_sqe_set_data(t, &r.timer_);
     r.timer_armed_ = true;

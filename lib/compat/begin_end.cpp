@@ -17,7 +17,7 @@ void check_range(std::size_t size, int offset, int count, const char* count_name
 }
 }  // namespace
 
-std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& r, core_start fn) {
+std::shared_ptr<IAsyncResult> Socket::start_apm(const std::shared_ptr<AsyncResult>& r, core_start fn) {
   r->self_ = r;
   r->owner_hold_ = weak_from_this().lock();
   bool done = false;
@@ -39,7 +39,7 @@ std::shared_ptr<IAsyncResult> Socket::begin(const std::shared_ptr<AsyncResult>& 
   return r;
 }
 
-AsyncResult& Socket::end(const std::shared_ptr<IAsyncResult>& ar, SocketAsyncOperation op,
+AsyncResult& Socket::wait_apm(const std::shared_ptr<IAsyncResult>& ar, SocketAsyncOperation op,
                          const char* name) {
   if (!ar) throw ArgumentNullException("asyncResult");
   auto* r = dynamic_cast<AsyncResult*>(ar.get());
@@ -86,16 +86,16 @@ std::shared_ptr<IAsyncResult> Socket::BeginAccept(std::shared_ptr<Socket> accept
     r->accept_buffer_.resize(static_cast<std::size_t>(receiveSize));
     r->args_.set_buffer(r->accept_buffer_);
   }
-  return begin(r, &detail::start_args<detail::accept_op>);
+  return start_apm(r, &detail::start_args<detail::accept_op>);
 }
 
 std::shared_ptr<Socket> Socket::EndAccept(const std::shared_ptr<IAsyncResult>& asyncResult) {
-  return end(asyncResult, SocketAsyncOperation::Accept, "EndAccept").accepted_;
+  return wait_apm(asyncResult, SocketAsyncOperation::Accept, "EndAccept").accepted_;
 }
 
 std::shared_ptr<Socket> Socket::EndAccept(std::vector<std::byte>& buffer, int& bytesTransferred,
                                           const std::shared_ptr<IAsyncResult>& asyncResult) {
-  AsyncResult& r = end(asyncResult, SocketAsyncOperation::Accept, "EndAccept");
+  AsyncResult& r = wait_apm(asyncResult, SocketAsyncOperation::Accept, "EndAccept");
   bytesTransferred = r.bytes_;
   buffer.assign(r.accept_buffer_.begin(), r.accept_buffer_.begin() + r.bytes_);
   return r.accepted_;
@@ -110,11 +110,11 @@ std::shared_ptr<IAsyncResult> Socket::BeginConnect(const EndPoint& remoteEP, Asy
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Connect, std::move(callback),
                                          std::move(state));
   r->args_.set_remote_endpoint(remoteEP.native());
-  return begin(r, &detail::start_args<detail::connect_op>);
+  return start_apm(r, &detail::start_args<detail::connect_op>);
 }
 
 void Socket::EndConnect(const std::shared_ptr<IAsyncResult>& asyncResult) {
-  end(asyncResult, SocketAsyncOperation::Connect, "EndConnect");
+  wait_apm(asyncResult, SocketAsyncOperation::Connect, "EndConnect");
 }
 
 // ---- receive / send ----
@@ -128,11 +128,11 @@ std::shared_ptr<IAsyncResult> Socket::BeginReceive(std::span<std::byte> buffer, 
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
                                          std::move(state));
   r->args_.set_buffer(buffer.subspan(static_cast<std::size_t>(offset), static_cast<std::size_t>(size)));
-  return begin(r, &detail::start_args<detail::receive_op>);
+  return start_apm(r, &detail::start_args<detail::receive_op>);
 }
 
 int Socket::EndReceive(const std::shared_ptr<IAsyncResult>& asyncResult) {
-  return end(asyncResult, SocketAsyncOperation::Receive, "EndReceive").bytes_;
+  return wait_apm(asyncResult, SocketAsyncOperation::Receive, "EndReceive").bytes_;
 }
 
 std::shared_ptr<IAsyncResult> Socket::BeginSend(std::span<const std::byte> buffer, int offset,
@@ -144,12 +144,12 @@ std::shared_ptr<IAsyncResult> Socket::BeginSend(std::span<const std::byte> buffe
                                          std::move(state));
   // The core's args take a mutable span; a send only reads it.
   r->args_.set_buffer({const_cast<std::byte*>(buffer.data()) + offset, static_cast<std::size_t>(size)});
-  return begin(r, type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
+  return start_apm(r, type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
                                                        : &detail::start_args<detail::send_op>);
 }
 
 int Socket::EndSend(const std::shared_ptr<IAsyncResult>& asyncResult) {
-  return end(asyncResult, SocketAsyncOperation::Send, "EndSend").bytes_;
+  return wait_apm(asyncResult, SocketAsyncOperation::Send, "EndSend").bytes_;
 }
 
 // ---- disconnect ----
@@ -173,7 +173,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginDisconnect(bool reuseSocket, AsyncCal
 }
 
 void Socket::EndDisconnect(const std::shared_ptr<IAsyncResult>& asyncResult) {
-  end(asyncResult, SocketAsyncOperation::Disconnect, "EndDisconnect");
+  wait_apm(asyncResult, SocketAsyncOperation::Disconnect, "EndDisconnect");
 }
 
 }  // namespace ringsock::compat

@@ -61,12 +61,12 @@ Socket::Socket(io_context& ctx, compat::AddressFamily family, compat::SocketType
       connected_(true) {}
 
 Socket::~Socket() {
-  if (pending_ops_ != 0) {
+  if (unreported_ops_ != 0) {
     std::fprintf(stderr,
                  "ringsock::compat: a Socket was destroyed with %u operation(s) it started still "
                  "pending; their completions would reach freed memory. Create Sockets with "
                  "std::make_shared, or Dispose() and let the operations complete first.\n",
-                 pending_ops_);
+                 unreported_ops_);
     std::abort();
   }
 }
@@ -211,7 +211,7 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
     throw;
   }
   if (done) {
-    finish(e);
+    take_results(e);
     e.in_use_ = false;
     e.sender_hold_.reset();
     return false;
@@ -224,7 +224,7 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
 }
 
 // The core result, into .NET's properties. Runs on the context's thread.
-void Socket::finish(SocketAsyncEventArgs& e) {
+void Socket::take_results(SocketAsyncEventArgs& e) {
   ringsock::socket_args& a = e.args_;
   e.bytes_ = static_cast<int>(a.bytes_transferred());
   e.error_ = ToSocketError(a.error());
@@ -267,7 +267,7 @@ void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noe
   Socket& sender = *e.sender_;
   std::shared_ptr<Socket> hold = std::move(e.sender_hold_);
   sender.op_ended();
-  sender.finish(e);
+  sender.take_results(e);
   e.in_use_ = false;  // a handler may start the next operation on e at once
   e.Completed(sender, e);
 }

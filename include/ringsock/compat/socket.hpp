@@ -129,17 +129,17 @@ class Socket : public std::enable_shared_from_this<Socket> {
   SocketAsyncEventArgs& deref(SocketAsyncEventArgs* e) const;
   void check_window(const SocketAsyncEventArgs& e, const char* what) const;
   bool start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn);
-  void finish(SocketAsyncEventArgs& e);
+  void take_results(SocketAsyncEventArgs& e);
   std::shared_ptr<Socket> take_accepted(ringsock::socket_args& a, std::shared_ptr<Socket> into);
   void after_connect(bool ok);
-  std::shared_ptr<IAsyncResult> begin(const std::shared_ptr<AsyncResult>& r, core_start fn);
-  AsyncResult& end(const std::shared_ptr<IAsyncResult>& ar, SocketAsyncOperation op,
+  std::shared_ptr<IAsyncResult> start_apm(const std::shared_ptr<AsyncResult>& r, core_start fn);
+  AsyncResult& wait_apm(const std::shared_ptr<IAsyncResult>& ar, SocketAsyncOperation op,
                    const char* name);
   void disconnect_now(bool reuse);
   int reserved_address_space() const noexcept;
   // Operations started and not yet reported (Completed raised / callback run / abandoned).
-  void op_started() noexcept { ++pending_ops_; }
-  void op_ended() noexcept { --pending_ops_; }
+  void op_started() noexcept { ++unreported_ops_; }
+  void op_ended() noexcept { --unreported_ops_; }
 
   io_context* ctx_;
   ringsock::socket sock_;
@@ -150,7 +150,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool listening_ = false;
   bool connected_ = false;
   bool disposed_ = false;
-  unsigned pending_ops_ = 0;
+  unsigned unreported_ops_ = 0;
 };
 
 }  // namespace ringsock::compat

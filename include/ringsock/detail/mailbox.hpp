@@ -44,7 +44,7 @@ class mailbox {
   void clear_stop() noexcept { stop_.store(false, std::memory_order_relaxed); }
   // Runs the queued cancels, then the posted functions (each once, in order, also when one of
   // them re-enters the loop); an exception of one goes to on_error(arg, e).
-  void deliver(void (*on_error)(void*, std::exception_ptr), void* arg);
+  void run_mail(void (*on_error)(void*, std::exception_ptr), void* arg);
   // The cores retired since the last call (linked through retired_next).
   socket_core* take_retired() noexcept;
   // The context is going away: the wake read is not re-armed after its next CQE.

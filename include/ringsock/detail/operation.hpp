@@ -18,11 +18,11 @@ namespace ringsock::detail {
 // One SQE out, one CQE back (or several for a multishot). Its address is the SQE's user_data,
 // so it must not move or die until its last CQE has been reaped.
 struct operation {
-  using complete_fn = void (*)(operation*, int res, std::uint32_t flags) noexcept;
-  explicit operation(complete_fn fn) noexcept : complete_(fn) {}
+  using cqe_fn = void (*)(operation*, int res, std::uint32_t flags) noexcept;
+  explicit operation(cqe_fn fn) noexcept : on_cqe_(fn) {}
   operation(const operation&) = delete;
   operation& operator=(const operation&) = delete;
-  complete_fn complete_;
+  cqe_fn on_cqe_;
 };
 
 struct io_request;
@@ -86,7 +86,7 @@ struct io_request : operation {
   static void cancel_sqe(io_request* r) noexcept;
 
   // One awaited CQE (or delivery) arrived; completes the request when it was the last.
-  void settle() noexcept;
+  void count_down() noexcept;
   // Install the stop callback (after the request is armed).
   void watch(const std::stop_token& tok);
 };

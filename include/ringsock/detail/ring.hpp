@@ -7,7 +7,7 @@
 //   submit     flush() hands prepared SQEs to the kernel; enter()/enter_for() also wait
 //   reap       every CQE is dispatched to the operation its user_data names (operation::done),
 //              in the kernel's order, exactly once, also when a callback re-enters the loop
-//   counters   ring_counters; in_flight() = CQEs still to come that refer to live memory
+//   counters   ring_counters; cqes_due() = CQEs still to come that refer to live memory
 //   faults     the test-only fault plan sees every SQE before the kernel does
 #pragma once
 
@@ -63,8 +63,8 @@ class ring {
   // One of the SQEs reserve_sqes(n) made room for, after the first.
   io_uring_sqe* next_sqe() noexcept { return io_uring_get_sqe(&uring_); }
   // `n` more CQEs will refer to live memory: the owner drains them before freeing it.
-  void expect_cqes(unsigned n = 1) noexcept { in_flight_ += n; }
-  std::size_t in_flight() const noexcept { return in_flight_; }
+  void expect_cqes(unsigned n = 1) noexcept { cqes_due_ += n; }
+  std::size_t cqes_due() const noexcept { return cqes_due_; }
 
   // Fire-and-forget SQEs (user_data 0: their CQEs are dropped).
   void prep_cancel(const void* target) noexcept;  // by user_data
@@ -103,7 +103,7 @@ class ring {
   std::thread::id owner_ = std::this_thread::get_id();  // SQEs are prepared on this thread only
   ring_features features_{};
   ring_counters counters_{};
-  std::size_t in_flight_ = 0;
+  std::size_t cqes_due_ = 0;
   // The batch being dispatched: one head shared by nested reaps, so a callback that re-enters
   // the loop continues it (each CQE once, in order; a multishot's last CQE never first).
   cqe_item batch_[cqe_batch];

@@ -19,7 +19,7 @@ class acceptor;
 //  - closing it sets fd to -1 at once: a multi-round operation sees that before its next round
 //    and ends with operation_canceled instead of sending on a number that may be reused;
 //  - destroying it lets go of the core, which lives on until the last operation armed on it
-//    has finished (ops == 0), then is recycled (frames' allocator: no allocation per socket
+//    has finished (armed == 0), then is recycled (frames' allocator: no allocation per socket
 //    in steady state).
 // A context that is destroyed first closes the descriptors of the cores still owned and
 // orphans them (ctx = nullptr): the socket objects then hold closed, context-less handles.
@@ -29,7 +29,7 @@ class acceptor;
 struct socket_core : frame_allocated {
   io_context* ctx = nullptr;      // null once the context is gone
   int fd = -1;                    // -1 once closed
-  unsigned ops = 0;               // requests armed on fd that have not finished
+  unsigned armed = 0;             // requests armed on fd that have not finished
   bool owned = true;              // a socket object holds it
   acceptor* listener = nullptr;   // the accept side, from listen() on
   std::size_t accept_capacity = 64;

@@ -196,7 +196,7 @@ bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o) {
   // Held before arming: making room for the SQE may dispatch completions, and one of them may
   // close or destroy the socket (prep then sees fd -1 and the kernel answers EBADF).
   r.core_ = &c;
-  ++c.ops;
+  ++c.armed;
   access::arm(*c.ctx, r, o, [&](io_uring_sqe* sqe) { op.prep(sqe, c.fd); });
   return false;
 }
