@@ -6,11 +6,22 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <type_traits>
 
 namespace ringsock {
 
 socket_args::socket_args() noexcept { req_.completion_ = &socket_args::on_complete; }
+
+socket_args::~socket_args() {
+  if (in_use_) {
+    std::fprintf(stderr,
+                 "ringsock: a socket_args was destroyed while an operation using it was pending; "
+                 "the kernel still owns its memory\n");
+    std::abort();
+  }
+}
 
 void socket_args::set_buffer(std::span<std::byte> buf) {
   if (in_use_) throw args_in_use_error("socket_args::set_buffer");

@@ -8,11 +8,9 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -489,30 +487,9 @@ TEST_SUITE("lifetime") {
     ::close(c);
   }
 
-  TEST_CASE("5: a compat Socket no shared_ptr owns, destroyed with an operation pending, aborts "
-            "with a message instead of completing into freed memory") {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      // The abort is expected: no doctest report from the child, no message in the output.
-      std::signal(SIGABRT, SIG_DFL);
-      ::close(1);
-      ::close(2);
-      ringsock::io_context ctx;
-      auto* l = new ctest::Socket(ctx, ctest::AddressFamily::InterNetwork, ctest::SocketType::Stream,
-                                  ctest::ProtocolType::Tcp);
-      l->Bind(ctest::IPEndPoint(ctest::IPAddress::Loopback, 0));
-      l->Listen(4);
-      ctest::SocketAsyncEventArgs e;
-      if (!l->AcceptAsync(e)) ::_exit(3);
-      delete l;  // pending accept: must abort here
-      ::_exit(0);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFSIGNALED(status));
-    if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGABRT);
-  }
+  // 5: a compat Socket no shared_ptr owns, destroyed with an operation pending, aborts with a
+  // message instead of completing into freed memory: crash_main.cpp
+  // (compat_socket_destroyed_with_pending_operation, a should_fail test).
 
   TEST_CASE("5: a shared compat Socket whose last owner lets go while an operation is pending "
             "lives until that operation completed") {

@@ -31,6 +31,10 @@ enum class socket_operation : unsigned char {
 class socket_args {
  public:
   socket_args() noexcept;
+  // Aborts with a message when an operation using these args is still pending: the kernel
+  // still owns the memory of its request (let it complete, or close the socket and let the
+  // cancellation complete, first).
+  ~socket_args();
   socket_args(const socket_args&) = delete;
   socket_args& operator=(const socket_args&) = delete;
 
