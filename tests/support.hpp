@@ -24,6 +24,15 @@ inline std::string str(std::span<const std::byte> b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
+// The repeated setup of the core suites (TEST_CASE_FIXTURE(test::listening, ...)): a context
+// and an IPv4 loopback listener on it, as `l` (also named `listener`).
+struct listening {
+  ringsock::io_context ctx;
+  ringsock::socket l =
+      ringsock::socket::listen(ctx, ringsock::endpoint::loopback(ringsock::address_family::ipv4));
+  ringsock::socket& listener = l;
+};
+
 // A plain blocking connect (no ring): the kernel completes the handshake into the listener's
 // backlog without anyone accepting.
 int blocking_connect(const ringsock::endpoint& ep);

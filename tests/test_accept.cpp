@@ -219,15 +219,11 @@ task<void> storm_server(io_context& ctx, socket& listener, std::size_t expect, s
 }  // namespace
 
 TEST_SUITE("accept") {
-  TEST_CASE("accept completes inline when connections are queued and suspends otherwise") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "accept completes inline when connections are queued and suspends otherwise") {
     ctx.block_on(inline_vs_suspended(ctx, listener));
   }
 
-  TEST_CASE("closing a listener completes every pending accept once with operation_canceled") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "closing a listener completes every pending accept once with operation_canceled") {
     endpoint ep = listener.local_endpoint();
     int cancelled = 0;
     ctx.block_on(close_listener_while_pending(ctx, listener, cancelled));
@@ -266,22 +262,16 @@ TEST_SUITE("accept") {
     CHECK(test::open_fds() == fds_before);
   }
 
-  TEST_CASE("accept with a buffer receives the first block of the connection") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "accept with a buffer receives the first block of the connection") {
     ctx.block_on(first_receive(ctx, listener, listener.local_endpoint()));
   }
 
-  TEST_CASE("the ready queue is bounded; the backlog holds the rest until it drains") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "the ready queue is bounded; the backlog holds the rest until it drains") {
     listener.set_accept_queue_capacity(4);
     ctx.block_on(bounded_queue(ctx, listener, listener.local_endpoint(), 20));
   }
 
-  TEST_CASE("EMFILE is reported to args-form accepts and the listener recovers by itself") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "EMFILE is reported to args-form accepts and the listener recovers by itself") {
     endpoint ep = listener.local_endpoint();
     rlimit old{};
     ::getrlimit(RLIMIT_NOFILE, &old);
@@ -296,9 +286,7 @@ TEST_SUITE("accept") {
     CHECK(reported == 1);
   }
 
-  TEST_CASE("an accept with a buffer and a timeout completes with its first block, not the timeout") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "an accept with a buffer and a timeout completes with its first block, not the timeout") {
     const endpoint ep = listener.local_endpoint();
     ctx.block_on([](socket& l, endpoint ep) -> task<void> {
       std::array<std::byte, 64> buf{};
@@ -330,9 +318,7 @@ TEST_SUITE("accept") {
     }(listener, ep));
   }
 
-  TEST_CASE("a client that vanishes during an accept with a buffer costs only its own connection") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a client that vanishes during an accept with a buffer costs only its own connection") {
     endpoint ep = listener.local_endpoint();
     std::size_t before = test::open_fds();
     ctx.block_on([](io_context& ctx, socket& l, endpoint ep) -> task<void> {
@@ -361,9 +347,7 @@ TEST_SUITE("accept") {
     CHECK(test::open_fds() == before);
   }
 
-  TEST_CASE("no descriptor leaks across 5,000 connect/accept/close cycles") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "no descriptor leaks across 5,000 connect/accept/close cycles") {
     auto cycles = [](io_context& ctx, socket& l) -> task<void> {
       for (int i = 0; i < 5000; ++i) {
         auto [server, client] = co_await test::connected_pair(ctx, l);

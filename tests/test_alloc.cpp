@@ -50,9 +50,7 @@ task<void> args_echo_loop(socket& c, int warmup, int count, std::size_t& news) {
 }  // namespace
 
 TEST_SUITE("allocation") {
-  TEST_CASE("a 10,000-message echo loop performs no operator new after warm-up (plain form)") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop performs no operator new after warm-up (plain form)") {
     std::size_t news = 99;
     ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
       auto [s, c] = co_await test::connected_pair(ctx, l);
@@ -63,9 +61,7 @@ TEST_SUITE("allocation") {
     CHECK(news == 0);
   }
 
-  TEST_CASE("a 10,000-message echo loop performs no operator new after warm-up (args form)") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop performs no operator new after warm-up (args form)") {
     std::size_t news = 99;
     ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
       auto [s, c] = co_await test::connected_pair(ctx, l);

@@ -126,36 +126,26 @@ task<void> close_with_pending_receive(io_context& ctx, socket& l, int& completio
 }  // namespace
 
 TEST_SUITE("cancellation") {
-  TEST_CASE("a stop token cancels a pending accept (same thread); the listener still works") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a stop token cancels a pending accept (same thread); the listener still works") {
     std::stop_source src;
     ctx.block_on(stop_accept(ctx, l, src, false));
   }
 
-  TEST_CASE("a stop token cancels a pending accept (other thread); the listener still works") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a stop token cancels a pending accept (other thread); the listener still works") {
     std::stop_source src;
     ctx.block_on(stop_accept(ctx, l, src, true));
   }
 
-  TEST_CASE("a stop token cancels a pending receive; the connection still works") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a stop token cancels a pending receive; the connection still works") {
     ctx.block_on(stop_receive(ctx, l, false));
     ctx.block_on(stop_receive(ctx, l, true));
   }
 
-  TEST_CASE("timeouts end a pending accept and receive with timed_out; the buffer is released") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "timeouts end a pending accept and receive with timed_out; the buffer is released") {
     ctx.block_on(timeouts(ctx, l));
   }
 
-  TEST_CASE("a timeout and a stop token together: whichever comes first ends the operation") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a timeout and a stop token together: whichever comes first ends the operation") {
     ctx.block_on([](io_context& ctx, socket& l) -> task<void> {
       pair p = co_await connected_pair(ctx, l);
       std::array<std::byte, 8> buf{};
@@ -178,9 +168,7 @@ TEST_SUITE("cancellation") {
     }(ctx, l));
   }
 
-  TEST_CASE("close() completes a pending receive once with operation_canceled") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "close() completes a pending receive once with operation_canceled") {
     int completions = 0;
     ctx.block_on(close_with_pending_receive(ctx, l, completions));
     CHECK(completions == 1);

@@ -512,9 +512,7 @@ TEST_SUITE("lifetime") {
 
   // ---- the same pattern elsewhere: sockets destroyed or replaced by their own completions ----
 
-  TEST_CASE("a socket destroyed inside its own completion, with a second operation pending") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a socket destroyed inside its own completion, with a second operation pending") {
     int c = test::blocking_connect(l.local_endpoint());
     auto s = std::make_unique<socket>(ctx.block_on(test::accept_one(l)));
     std::array<std::byte, 4> rb{};
@@ -546,9 +544,7 @@ TEST_SUITE("lifetime") {
     ::close(c);
   }
 
-  TEST_CASE("move-assigning onto a socket with a pending receive cancels that receive only") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "move-assigning onto a socket with a pending receive cancels that receive only") {
     int c1 = test::blocking_connect(l.local_endpoint());
     socket a = ctx.block_on(test::accept_one(l));
     int c2 = test::blocking_connect(l.local_endpoint());
@@ -691,10 +687,8 @@ TEST_SUITE("lifetime") {
     for (int fd : clients) ::close(fd);
   }
 
-  TEST_CASE("an accept awaiter made before its listener was closed throws socket_closed_error "
+  TEST_CASE_FIXTURE(test::listening, "an accept awaiter made before its listener was closed throws socket_closed_error "
             "when awaited") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
     bool threw = false;
     ctx.block_on([](socket& l, bool& threw) -> task<void> {
       auto aw = l.accept_async();
@@ -844,9 +838,7 @@ TEST_SUITE("lifetime") {
     }
   }
 
-  TEST_CASE("7: request_stop() from another thread on an accept with a first receive") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "7: request_stop() from another thread on an accept with a first receive") {
     int c = test::blocking_connect(l.local_endpoint());  // connects, sends nothing
     std::stop_source stop;
     std::array<std::byte, 16> buf{};

@@ -10,9 +10,7 @@ using ringsock::socket;  // ::socket() from <sys/socket.h> would make the name a
 using namespace std::chrono_literals;
 
 TEST_SUITE("misuse") {
-  TEST_CASE("args already used by a pending operation: args_in_use_error, nothing submitted") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "args already used by a pending operation: args_in_use_error, nothing submitted") {
     ctx.block_on([](io_context& ctx, socket& l) -> task<void> {
       accept_args args;
       ctx.spawn([](socket& l, accept_args& a) -> task<void> {

@@ -39,9 +39,7 @@ static_assert(awaitable_as_rvalue<wrapped>);
 static_assert(!std::is_copy_constructible_v<wrapped>);
 
 TEST_SUITE("as_result") {
-  TEST_CASE("receive and send_all: values on success, error codes (no exception) on a reset") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "receive and send_all: values on success, error codes (no exception) on a reset") {
     int c = test::blocking_connect(l.local_endpoint());
     REQUIRE(::send(c, "abc", 3, 0) == 3);
     const auto ended_before = ctx.stats().tasks_ended_by_io_error;
@@ -64,9 +62,7 @@ TEST_SUITE("as_result") {
     CHECK(ctx.stats().tasks_ended_by_io_error == ended_before);
   }
 
-  TEST_CASE("timeouts and cancellation come back as timed_out / operation_canceled") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "timeouts and cancellation come back as timed_out / operation_canceled") {
     int c = test::blocking_connect(l.local_endpoint());
     ctx.block_on([](socket& l) -> task<void> {
       socket s = co_await l.accept_async();
@@ -99,9 +95,7 @@ TEST_SUITE("as_result") {
     }(ctx, ep));
   }
 
-  TEST_CASE("send_all to a peer that is gone: the error and the bytes that went out before it") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "send_all to a peer that is gone: the error and the bytes that went out before it") {
     int c = test::blocking_connect(l.local_endpoint());
     ctx.block_on([](socket& l, int c) -> task<void> {
       socket s = co_await l.accept_async();

@@ -98,9 +98,7 @@ TEST_SUITE("shutdown") {
                      << load.refused << " refused; shutdown took " << rep.took.count() << " ms");
   }
 
-  TEST_CASE("with nothing in flight it finishes at once") {
-    io_context ctx;
-    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "with nothing in flight it finishes at once") {
     test::server_log log;
     ctx.spawn(test::logged_accept_loop(ctx, listener, log));
     ctx.spawn(stop_after(ctx, 10ms));

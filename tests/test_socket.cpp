@@ -64,9 +64,7 @@ task<void> args_echo(io_context& ctx, socket& listener) {
 }  // namespace
 
 TEST_SUITE("socket") {
-  TEST_CASE("echo round trip over IPv4") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "echo round trip over IPv4") {
     CHECK(ctx.block_on(echo_round_trip(ctx, l, "hello over ipv4")) == "hello over ipv4");
   }
 
@@ -87,17 +85,13 @@ TEST_SUITE("socket") {
     ::unlink(path.c_str());
   }
 
-  TEST_CASE("a large echo goes through short sends and arrives whole") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a large echo goes through short sends and arrives whole") {
     std::string big(4 << 20, '\0');
     for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
     CHECK(ctx.block_on(echo_round_trip(ctx, l, big)) == big);
   }
 
-  TEST_CASE("the args form of connect, send, receive and send_all") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "the args form of connect, send, receive and send_all") {
     ctx.block_on(args_echo(ctx, l));
   }
 
@@ -156,9 +150,7 @@ TEST_SUITE("socket") {
     ctx.block_on(run(ctx));
   }
 
-  TEST_CASE("a socket closed outside the loop releases its descriptor at once") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a socket closed outside the loop releases its descriptor at once") {
     test::socket_pair p = ctx.block_on(test::connected_pair(ctx, l));
     socket c = std::move(p.client);  // used by the ring: its close goes through the ring
     std::size_t before = test::open_fds();
@@ -166,9 +158,7 @@ TEST_SUITE("socket") {
     CHECK(test::open_fds() == before - 1);
   }
 
-  TEST_CASE("no descriptor of the ring, listener or connections crosses an exec") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "no descriptor of the ring, listener or connections crosses an exec") {
     auto [s, c] = ctx.block_on(test::connected_pair(ctx, l));
     int out[2];
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
@@ -196,9 +186,7 @@ TEST_SUITE("socket") {
     CHECK(listing.find("/proc/") != std::string::npos);  // the listing itself worked
   }
 
-  TEST_CASE("options and endpoints of a connected pair") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "options and endpoints of a connected pair") {
     auto run = [](io_context& ctx, socket& l) -> task<void> {
       auto [s, c] = co_await test::connected_pair(ctx, l);
       c.set_no_delay(true);
@@ -218,9 +206,7 @@ TEST_SUITE("socket") {
     ctx.block_on(run(ctx, l));
   }
 
-  TEST_CASE("a client reset mid-stream ends only its session; the server keeps serving") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a client reset mid-stream ends only its session; the server keeps serving") {
     auto run = [](io_context& ctx, socket& l) -> task<void> {
       std::error_code seen;
       auto session = [](socket s, std::error_code& seen) -> task<void> {
@@ -278,9 +264,7 @@ TEST_SUITE("socket") {
     CHECK(ctx.stats().tasks_ended_by_io_error == 1);
   }
 
-  TEST_CASE("a send to a peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE") {
-    io_context ctx;
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+  TEST_CASE_FIXTURE(test::listening, "a send to a peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE") {
     auto run = [](io_context& ctx, socket& l) -> task<void> {
       auto [s, c] = co_await test::connected_pair(ctx, l);
       s.close();
