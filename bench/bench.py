@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs the echo workloads of BENCH.md against each server, interleaved, and reports ratios.
+"""Runs the echo workloads of README.md "Benchmarks" against each server, interleaved, and reports ratios.
 
 Each server runs pinned to CPU 0, the load generator to CPU 1. Two figures per cell:
 throughput (units/s) and the server core's CPU time per unit of work (busy time of CPU 0 from

@@ -1,4 +1,4 @@
-// bench/loadgen: a single-threaded epoll load generator for the echo workloads of BENCH.md.
+// bench/loadgen: a single-threaded epoll load generator for the echo workloads of README.md "Benchmarks".
 //   loadgen pingpong HOST PORT CONNS SIZE SECONDS   -> messages/s, p50/p99 round trip
 //   loadgen stream   HOST PORT CONNS CHUNK SECONDS  -> MB/s echoed back
 //   loadgen churn    HOST PORT CONCURRENCY SECONDS  -> connections/s (connect, 1 byte, echo, RST)

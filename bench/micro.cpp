@@ -1,4 +1,4 @@
-// Micro-benchmarks (Google Benchmark, Debian libbenchmark-dev), BENCH.md:
+// Micro-benchmarks (Google Benchmark, Debian libbenchmark-dev) (README.md, "Benchmarks"):
 //  - a co_await that completes inline (an accept taken from the listener's ready queue, and a
 //    task that finishes synchronously): no SQE, no syscall, no suspension;
 //  - a suspended receive and a suspended accept round trip through the ring;

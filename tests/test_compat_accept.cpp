@@ -1,4 +1,4 @@
-// COMPAT.md behaviours 1-7: Socket.AcceptAsync(SocketAsyncEventArgs).
+// tests/COMPAT_BEHAVIOURS.md, behaviours 1-7: Socket.AcceptAsync(SocketAsyncEventArgs).
 #include <doctest/doctest.h>
 
 #include <sys/socket.h>
@@ -184,7 +184,7 @@ TEST_SUITE("compat accept") {
     }
   }
 
-  TEST_CASE("6: misuse is reported in COMPAT.md's order, before anything is submitted") {
+  TEST_CASE("6: misuse is reported in the order of behaviour 6, before anything is submitted") {
     ringsock::io_context ctx;
     std::array<std::byte, 16> tiny{};
     // Disposed socket: ObjectDisposedException, even with a null e.

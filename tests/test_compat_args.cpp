@@ -1,4 +1,4 @@
-// COMPAT.md behaviours 8-11 (SocketAsyncEventArgs) and the event-args pattern of connect,
+// tests/COMPAT_BEHAVIOURS.md, behaviours 8-11 (SocketAsyncEventArgs) and the event-args pattern of connect,
 // receive, send, disconnect, receive-from and send-to.
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-// COMPAT.md behaviours 12-16: BeginAccept / EndAccept and IAsyncResult, plus Begin/End of
+// tests/COMPAT_BEHAVIOURS.md, behaviours 12-16: BeginAccept / EndAccept and IAsyncResult, plus Begin/End of
 // connect, receive, send and disconnect.
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-/* The minimal HTTP/1.1 of BENCH.md's http mode, shared by the bench servers (C and C++):
+/* The minimal HTTP/1.1 of the http mode of README.md "Benchmarks", shared by the bench servers (C and C++):
  * every request (headers end at CRLFCRLF, no body) is answered with "Hello, World!";
  * keep-alive unless the request says "Connection: close". When the headers pending on a
  * connection reach HTTP_MAX_HEADER bytes without ending, the server answers 431 (http_431) and

@@ -1,5 +1,5 @@
 // bench peer "raw-uring": hand-written C on liburing, the ceiling an io_uring library can reach
-// (BENCH.md): SINGLE_ISSUER|DEFER_TASKRUN, a registered ring fd, multishot accept, multishot
+// (README.md, "Benchmarks"): SINGLE_ISSUER|DEFER_TASKRUN, a registered ring fd, multishot accept, multishot
 // recv into a provided-buffer ring (256 x 32 KiB), echo straight from those buffers with one send
 // in flight per connection, one submit_and_wait per loop turn. Modes: echo and http
 // (http_min.h; responses are sent from static memory). Prints "PORT <n>" once listening on

@@ -1,5 +1,5 @@
-// ringsock::compat: the .NET-shaped layer (SocketAsyncEventArgs and Begin/End). See COMPAT.md
-// and the README's "Porting from .NET".
+// ringsock::compat: the .NET-shaped layer (SocketAsyncEventArgs and Begin/End). See the README's
+// "Porting from .NET" and the behaviour list beside its tests, tests/COMPAT_BEHAVIOURS.md.
 #pragma once
 
 #include "ringsock/compat/async_result.hpp"

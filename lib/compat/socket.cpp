@@ -179,7 +179,7 @@ int Socket::reserved_address_space() const noexcept {
 
 // ---- event-args pattern ----
 
-// The pointer overloads: a disposed socket is reported before a null e (COMPAT.md rule 6).
+// The pointer overloads: a disposed socket is reported before a null e (behaviour 6 of tests/COMPAT_BEHAVIOURS.md).
 SocketAsyncEventArgs& Socket::deref(SocketAsyncEventArgs* e) const {
   check_disposed();
   if (!e) throw ArgumentNullException("e");
@@ -283,7 +283,7 @@ void SocketAsyncEventArgs::on_abandon(ringsock::socket_args&, void* target) noex
 bool Socket::AcceptAsync(SocketAsyncEventArgs* e) { return AcceptAsync(deref(e)); }
 
 bool Socket::AcceptAsync(SocketAsyncEventArgs& e) {
-  // COMPAT.md rule 6: this order, all before anything is submitted.
+  // Behaviour 6 of tests/COMPAT_BEHAVIOURS.md: this order, all before anything is submitted.
   check_disposed();
   if (e.BufferList())
     throw ArgumentException("Multiple buffers cannot be used with this method.", "e");

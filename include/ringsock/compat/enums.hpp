@@ -1,4 +1,4 @@
-// .NET's socket enumerations, with .NET's names and values (COMPAT.md mapping rules).
+// .NET's socket enumerations, with .NET's names and values (the mapping rules of README.md, "Porting from .NET").
 #pragma once
 
 #include <system_error>

@@ -1,5 +1,5 @@
-// .NET's exception types, each deriving from the closest std:: exception (COMPAT.md). Every
-// message names the misuse; every check runs before anything is submitted.
+// .NET's exception types, each deriving from the closest std:: exception (README.md, "Porting
+// from .NET"). Every message names the misuse; every check runs before anything is submitted.
 #pragma once
 
 #include <stdexcept>
