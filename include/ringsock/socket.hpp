@@ -1,11 +1,13 @@
 // socket: an RAII, move-only socket of one io_context, and its awaitable operations.
 //
-// Every operation comes in two forms (README, "Errors, cancellation, ownership"; as_result in result.hpp is a third):
-//  - plain:  co_await s.receive_async(buf)  -> the value, or throws ringsock::socket_error;
-//  - args:   co_await s.receive_async(args) -> std::error_code (also in args.error()),
-//            never throws for I/O outcomes; the result is in the args object.
+// Every operation comes in three forms (README, "Errors, cancellation, ownership"):
+//  - plain:      co_await s.receive_async(buf)            -> the value, or throws socket_error;
+//  - as_result:  co_await as_result(s.receive_async(buf)) -> {error_code, value}, never throws;
+//  - args:       co_await s.receive_async(args)           -> std::error_code (also args.error()),
+//                never throws for I/O outcomes; the result is in the args object.
 // Misuse (closed socket, not listening, args in use, empty receive buffer) throws at the call,
-// before anything is submitted. End of stream is a value: 0 bytes.
+// before anything is submitted. End of stream is a value: 0 bytes. Each operation's contract
+// block is beside it below.
 //
 // Buffers: the caller owns them and keeps them alive until the co_await returns; the kernel does
 // not touch them after that, also on cancellation and timeout.
@@ -115,39 +117,81 @@ class socket {
   // Throws socket_closed_error for a default-constructed socket, or one whose context is gone.
   io_context& context() const;
 
-  // ---- awaitable operations (see the header comment for the contract) ----
+  // ---- awaitable operations ----
+  //
+  // Each has one contract block; the fields every block leaves out are the same for all:
+  //   thread    the context's thread; completion resumes the awaiting coroutine there
+  //   cancel    o.stop, o.timeout and close() end it once with operation_canceled / timed_out
+  //   misuse    a closed socket throws socket_closed_error at the call (plain form) or at the
+  //             co_await (args form), before anything is submitted; args in use throw
+  //             args_in_use_error
+  //   forms     plain (buffers as arguments): the value, or throws socket_error;
+  //             as_result(plain) (result.hpp): io_result<T> / std::error_code, never throws;
+  //             args (socket_args&): std::error_code (also args.error()), never throws for I/O
+  //             outcomes, results in the args; misuse throws in every form
 
-  // -> socket. Completes inline (no SQE, no syscall, no suspension) when a connection is
-  // already queued. Resource errors (EMFILE ...) are not reported: the listener backs off and the
-  // accept keeps waiting. Throws not_listening_error / socket_closed_error at the call.
+  // accept_async: the next connection of this listener.
+  //   returns   plain: the connected socket; args: args.accept_socket() (and with
+  //             args.set_buffer(), its first block of data, args.bytes_transferred() bytes)
+  //   inline    no SQE, no system call, no suspension when a connection is already queued
+  //   errors    plain: resource errors (EMFILE, ENFILE, ENOBUFS ...) are not reported: the
+  //             listener backs off and the accept keeps waiting; args: reported (the listener
+  //             still backs off by itself), is_fatal(ec) tells an accept loop to stop;
+  //             operation_canceled once the listener is closed
+  //   misuse    not_listening_error
+  //   buffers   args: the buffer is the kernel's until the co_await returns
   detail::accept_awaiter accept_async(io_options o = {});
-  // -> std::error_code; args.accept_socket() holds the connection. With args.set_buffer(), the
-  // first block of data is received into it before completion (bytes_transferred()). Resource
-  // errors are reported (the listener backs off by itself); is_fatal(ec) tells a loop to stop.
   detail::args_awaiter accept_async(socket_args& args, io_options o = {});
 
-  // -> void, throws socket_error (connection_refused ...).
+  // connect_async: connects to `ep` (args: to args.remote_endpoint()).
+  //   returns   plain: void; args: the error_code only
+  //   errors    connection_refused, network_unreachable, timed_out ...
+  //   misuse    args: std::invalid_argument when args.remote_endpoint() is not set
+  //   buffers   the endpoint is copied at the call
   detail::op_awaiter<detail::connect_op> connect_async(const endpoint& ep, io_options o = {});
-  // -> std::error_code; connects to args.remote_endpoint().
   detail::args_awaiter connect_async(socket_args& args, io_options o = {});
 
-  // -> bytes received; 0 = end of stream. An empty buffer throws std::invalid_argument.
+  // receive_async: what has arrived, up to buf.size() (args: args.buffer()) bytes.
+  //   returns   bytes received (args: args.bytes_transferred()); 0 = end of stream
+  //   errors    connection_reset, not_connected, no_buffer_space ...
+  //   misuse    std::invalid_argument for an empty buffer (0 bytes means end of stream)
+  //   buffers   the caller's; the kernel writes into it until the co_await returns, never after
   detail::op_awaiter<detail::receive_op> receive_async(std::span<std::byte> buf, io_options o = {});
   detail::args_awaiter receive_async(socket_args& args, io_options o = {});
 
-  // -> bytes sent (may be short). MSG_NOSIGNAL: a dead peer gives EPIPE, never SIGPIPE.
+  // send_async: one send of buf (args: args.buffer()); it may be short.
+  //   returns   bytes sent (args: args.bytes_transferred())
+  //   errors    broken_pipe (MSG_NOSIGNAL: never SIGPIPE), connection_reset ...
+  //   buffers   read by the kernel until the co_await returns
   detail::op_awaiter<detail::send_op> send_async(std::span<const std::byte> buf, io_options o = {});
   detail::args_awaiter send_async(socket_args& args, io_options o = {});
 
-  // -> buf.size(): sends until everything went out. The timeout applies to each send.
+  // send_all_async: sends until everything went out (one send per round, each short send arms
+  // the rest without resuming the caller).
+  //   returns   buf.size(); an empty buffer completes inline with 0
+  //   errors    as send_async; the bytes that went out before the error: io_result::value of
+  //             as_result, args.bytes_transferred() of the args form
+  //   cancel    the timeout applies to each round; close() stops it before the next round
+  //   buffers   read by the kernel until the co_await returns
   detail::op_awaiter<detail::send_all_op> send_all_async(std::span<const std::byte> buf,
                                                          io_options o = {});
   detail::args_awaiter send_all_async(socket_args& args, io_options o = {});
 
-  // Datagrams: -> bytes sent / received; `from` receives the sender's address.
+  // send_to_async: one datagram to `to` (args: args.buffer() to args.remote_endpoint()).
+  //   returns   bytes sent
+  //   errors    message_size (too large), network_unreachable, permission_denied ...
+  //   misuse    args: std::invalid_argument when args.remote_endpoint() is not set
+  //   buffers   read by the kernel until the co_await returns; `to` is copied at the call
   detail::op_awaiter<detail::send_to_op> send_to_async(std::span<const std::byte> buf,
                                                        const endpoint& to, io_options o = {});
   detail::args_awaiter send_to_async(socket_args& args, io_options o = {});
+
+  // receive_from_async: one datagram and its sender.
+  //   returns   bytes received (a datagram longer than the buffer is truncated to it); the
+  //             sender in `from` (args: args.remote_endpoint())
+  //   errors    connection_refused (an ICMP error of an earlier send) ...
+  //   misuse    std::invalid_argument for an empty buffer
+  //   buffers   the buffer and `from` are written until the co_await returns, never after
   detail::op_awaiter<detail::receive_from_op> receive_from_async(std::span<std::byte> buf,
                                                                  endpoint& from,
                                                                  io_options o = {});
