@@ -286,8 +286,11 @@ bool acceptor::start(io_request& r, const io_options& o) {
     first_receive(r, fd);
     return false;
   }
-  push_waiter(r);
+  // The timer's SQE first: making room for it may reap, and a connection reaped then must not
+  // reach this request before its caller has suspended. maybe_arm() reserves an SQE only when no
+  // accept is in the kernel, so no connection can arrive during it.
   watch(r, o);
+  push_waiter(r);
   maybe_arm();
   return false;
 }

@@ -1,6 +1,9 @@
-// The aborts the library promises, one scenario per run (meson: should_fail). Every other way
-// out of a scenario exits 0, so a test passes only when the promised abort happened: a scenario
-// that survives its misuse, throws, or dies of another signal counts as a failure.
+// The aborts the library promises, one scenario per run (meson: should_fail). The scenario runs
+// in a child; the run aborts only when the child died of SIGABRT *and* printed the message the
+// library promises. Every other outcome exits 0 and so fails the test: a scenario that survives
+// its misuse, throws, dies of another signal, or aborts for another reason (a sanitizer report,
+// a failed assert, an abort of a different check).
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -8,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 #include "ringsock/compat.hpp"
 #include "ringsock/ringsock.hpp"
@@ -84,31 +88,64 @@ void spawned_task_throws_a_bug() {
 struct scenario {
   const char* name;
   void (*run)();
+  const char* message;  // what the library must print before it aborts
 };
 constexpr scenario scenarios[] = {
-    {"args_destroyed_in_use", &args_destroyed_in_use},
-    {"event_args_destroyed_in_use", &event_args_destroyed_in_use},
-    {"compat_socket_destroyed_with_pending_operation", &compat_socket_destroyed_with_pending_operation},
-    {"spawned_task_throws_a_bug", &spawned_task_throws_a_bug},
+    {"args_destroyed_in_use", &args_destroyed_in_use,
+     "ringsock: a socket_args was destroyed while an operation using it was pending"},
+    {"event_args_destroyed_in_use", &event_args_destroyed_in_use,
+     "ringsock::compat: a SocketAsyncEventArgs was destroyed while an operation using it was "
+     "pending"},
+    {"compat_socket_destroyed_with_pending_operation",
+     &compat_socket_destroyed_with_pending_operation,
+     "ringsock::compat: a Socket was destroyed with 1 operation(s) it started still pending"},
+    {"spawned_task_throws_a_bug", &spawned_task_throws_a_bug,
+     "ringsock: exception escaped a spawned task: a bug"},
 };
+
+[[noreturn]] void run_child(const scenario& s) {
+  // Only SIGABRT may end a scenario with a failure status.
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL})
+    std::signal(sig, [](int) { std::_Exit(0); });
+  try {
+    s.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "crash test: exception %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "crash test: unknown exception\n");
+  }
+  not_aborted("the scenario returned");
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) not_aborted("usage: crash <scenario>");
-  // Only SIGABRT may end a scenario with a failure status.
-  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL})
-    std::signal(sig, [](int) { std::_Exit(0); });
-  for (const scenario& s : scenarios) {
-    if (std::strcmp(argv[1], s.name) != 0) continue;
-    try {
-      s.run();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "crash test: exception %s\n", e.what());
-    } catch (...) {
-      std::fprintf(stderr, "crash test: unknown exception\n");
-    }
-    not_aborted("the scenario returned");
+  const scenario* s = nullptr;
+  for (const scenario& c : scenarios)
+    if (std::strcmp(argv[1], c.name) == 0) s = &c;
+  if (!s) not_aborted("unknown scenario");
+  int out[2];
+  if (::pipe(out) != 0) not_aborted("pipe");
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) not_aborted("fork");
+  if (pid == 0) {
+    ::dup2(out[1], 2);
+    ::close(out[0]);
+    ::close(out[1]);
+    run_child(*s);
   }
-  not_aborted("unknown scenario");
+  ::close(out[1]);
+  std::string said;
+  char buf[512];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<std::size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) not_aborted("waitpid");
+  std::fputs(said.c_str(), stderr);
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT) not_aborted("the child did not abort");
+  if (said.find(s->message) == std::string::npos) not_aborted("the abort did not say the promised message");
+  std::signal(SIGABRT, SIG_DFL);
+  std::abort();  // the promised abort happened: fail, as should_fail expects
 }

@@ -121,6 +121,30 @@ TEST_SUITE("misuse") {
     CHECK(ctx.pending_operations() == 0);
   }
 
+  TEST_CASE_FIXTURE(test::listening,
+                    "an operation awaited after its socket was moved from throws socket_closed_error") {
+    int threw = 0;
+    ctx.block_on([](io_context& ctx, socket& l, int& threw) -> task<void> {
+      auto accept = l.accept_async();
+      socket moved = std::move(l);
+      try {
+        co_await accept;
+      } catch (const socket_closed_error&) {
+        ++threw;
+      }
+      socket t(ctx, address_family::ipv4);
+      auto send = t.send_all_async({});
+      socket t2 = std::move(t);
+      try {
+        co_await send;
+      } catch (const socket_closed_error&) {
+        ++threw;
+      }
+    }(ctx, l, threw));
+    CHECK(threw == 2);
+    CHECK(ctx.pending_operations() == 0);
+  }
+
   TEST_CASE("is_fatal separates a closed listener from transient accept errors") {
     CHECK(is_fatal(std::make_error_code(std::errc::operation_canceled)));
     CHECK(is_fatal(std::make_error_code(std::errc::bad_file_descriptor)));

@@ -22,14 +22,18 @@ void resume_waiter(io_request* r) noexcept;
 template <class Op>
 class op_awaiter {
  public:
-  op_awaiter(socket& s, Op op, io_options o) noexcept
-      : sock_(&s), op_(std::move(op)), opts_(std::move(o)) {}
+  // Checks at the call, so that misuse throws before anything is submitted.
+  op_awaiter(socket& s, Op&& op, io_options o) : sock_(&s), op_(std::move(op)), opts_(std::move(o)) {
+    check_op(access::core(s), op_);
+  }
   op_awaiter(const op_awaiter&) = delete;
   op_awaiter& operator=(const op_awaiter&) = delete;
 
   bool await_ready() {
+    socket_core* c = access::core(*sock_);
+    if (!c) throw socket_closed_error(Op::name);  // moved from (or reset) since the call
     req_.completion_ = &resume_waiter;
-    return start_op(*access::core(*sock_), req_, op_, opts_);
+    return start_op(*c, req_, op_, opts_);
   }
   void await_suspend(std::coroutine_handle<> h) noexcept { req_.waiter_ = h.address(); }
   decltype(auto) await_resume() const {
@@ -81,61 +85,54 @@ class args_awaiter {
   io_options opts_;
 };
 
-// Checks at the call, so that misuse throws before anything is submitted.
-template <class Op>
-Op checked(socket& s, Op op) {
-  check_op(access::core(s), op);
-  return op;
-}
-
 }  // namespace ringsock::detail
 
 namespace ringsock {
 
 inline detail::accept_awaiter socket::accept_async(io_options o) {
-  return {*this, detail::checked(*this, detail::accept_op{}), std::move(o)};
+  return {*this, detail::accept_op{}, std::move(o)};
 }
 inline detail::args_awaiter socket::accept_async(socket_args& a, io_options o) {
   return {*this, a, &detail::start_args<detail::accept_op>, std::move(o)};
 }
 inline detail::op_awaiter<detail::connect_op> socket::connect_async(const endpoint& ep,
                                                                     io_options o) {
-  return {*this, detail::checked(*this, detail::connect_op{ep}), std::move(o)};
+  return {*this, detail::connect_op{ep}, std::move(o)};
 }
 inline detail::args_awaiter socket::connect_async(socket_args& a, io_options o) {
   return {*this, a, &detail::start_args<detail::connect_op>, std::move(o)};
 }
 inline detail::op_awaiter<detail::receive_op> socket::receive_async(std::span<std::byte> buf,
                                                                     io_options o) {
-  return {*this, detail::checked(*this, detail::receive_op{buf}), std::move(o)};
+  return {*this, detail::receive_op{buf}, std::move(o)};
 }
 inline detail::args_awaiter socket::receive_async(socket_args& a, io_options o) {
   return {*this, a, &detail::start_args<detail::receive_op>, std::move(o)};
 }
 inline detail::op_awaiter<detail::send_op> socket::send_async(std::span<const std::byte> buf,
                                                               io_options o) {
-  return {*this, detail::checked(*this, detail::send_op{buf}), std::move(o)};
+  return {*this, detail::send_op{buf}, std::move(o)};
 }
 inline detail::args_awaiter socket::send_async(socket_args& a, io_options o) {
   return {*this, a, &detail::start_args<detail::send_op>, std::move(o)};
 }
 inline detail::op_awaiter<detail::send_all_op> socket::send_all_async(
     std::span<const std::byte> buf, io_options o) {
-  return {*this, detail::checked(*this, detail::send_all_op{buf}), std::move(o)};
+  return {*this, detail::send_all_op{buf}, std::move(o)};
 }
 inline detail::args_awaiter socket::send_all_async(socket_args& a, io_options o) {
   return {*this, a, &detail::start_args<detail::send_all_op>, std::move(o)};
 }
 inline detail::op_awaiter<detail::send_to_op> socket::send_to_async(
     std::span<const std::byte> buf, const endpoint& to, io_options o) {
-  return {*this, detail::checked(*this, detail::send_to_op{buf, to}), std::move(o)};
+  return {*this, detail::send_to_op{buf, to}, std::move(o)};
 }
 inline detail::args_awaiter socket::send_to_async(socket_args& a, io_options o) {
   return {*this, a, &detail::start_args<detail::send_to_op>, std::move(o)};
 }
 inline detail::op_awaiter<detail::receive_from_op> socket::receive_from_async(
     std::span<std::byte> buf, endpoint& from, io_options o) {
-  return {*this, detail::checked(*this, detail::receive_from_op{buf, &from}), std::move(o)};
+  return {*this, detail::receive_from_op{buf, &from}, std::move(o)};
 }
 inline detail::args_awaiter socket::receive_from_async(socket_args& a, io_options o) {
   return {*this, a, &detail::start_args<detail::receive_from_op>, std::move(o)};

@@ -147,8 +147,9 @@ struct accept_op {
 
   accept_op() noexcept = default;
   accept_op(std::span<std::byte> b, bool report) noexcept : buf(b), report_errors(report) {}
-  accept_op(const accept_op&) = default;  // only before it starts (then the FIFO fields are null)
-  accept_op& operator=(const accept_op&) = default;
+  // A copy takes the operands only: it is never in a FIFO, whatever the original is doing.
+  accept_op(const accept_op& o) noexcept : buf(o.buf), report_errors(o.report_errors) {}
+  accept_op& operator=(const accept_op&) = delete;
   // Only when it dies unfinished (its frame is destroyed with the context): leaves the FIFO.
   ~accept_op();
   void check() const noexcept {}
