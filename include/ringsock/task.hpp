@@ -117,10 +117,9 @@ class [[nodiscard]] task {
   awaiter operator co_await() && noexcept { return awaiter{h_}; }
   awaiter operator co_await() & noexcept { return awaiter{h_}; }
 
-  // Internal: the frame (for block_on).
-  handle_type handle() const noexcept { return h_; }
-
  private:
+  friend class io_context;  // block_on drives the frame
+  handle_type handle() const noexcept { return h_; }
   void reset() noexcept {
     if (h_) std::exchange(h_, {}).destroy();
   }

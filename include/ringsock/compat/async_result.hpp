@@ -31,11 +31,11 @@ class WaitHandle {
   bool WaitOne(int millisecondsTimeout);
   bool WaitOne(std::chrono::milliseconds timeout);
 
-  // Internal: signalled by the operation's completion, on the context's thread.
+ private:
+  friend class AsyncResult;  // sets it at completion (or abandon), on the context's thread
+  friend class Socket;       // BeginDisconnect, which completes at the call
   void Set();
   bool IsSet() const;
-
- private:
   io_context* ctx_;
   std::thread::id loop_thread_;  // the context's, kept here: the context may be gone
   mutable std::mutex mutex_;
