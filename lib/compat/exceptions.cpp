@@ -56,17 +56,41 @@ SocketError ToSocketError(int err) noexcept {
 }
 
 namespace {
+// The errno .NET on Linux reports for a SocketError (SocketException's NativeErrorCode and
+// ErrorCode): where several errnos map to one SocketError, the one .NET picks.
+int errno_for(SocketError e) noexcept {
+  switch (e) {
+    case SocketError::Success: return 0;
+    case SocketError::AccessDenied: return EACCES;
+    case SocketError::TooManyOpenSockets: return EMFILE;
+    case SocketError::NotSocket: return ENOTSOCK;
+    case SocketError::NoBufferSpaceAvailable: return ENOBUFS;
+    case SocketError::Shutdown: return EPIPE;
+    default:
+      for (int err = 1; err < 256; ++err)
+        if (ToSocketError(err) == e) return err;
+      return 0;  // no errno maps to it (SocketError::SocketError)
+  }
+}
+
+// .NET's Message: the system's text for the errno.
 std::string describe(SocketError e, int native) {
-  std::string s = "SocketException: SocketError " + std::to_string(static_cast<int>(e));
-  if (native) s += std::string(" (") + std::strerror(native) + ")";
-  return s;
+  if (native > 0) return std::strerror(native);
+  if (e == SocketError::Success) return "Success";
+  return "Unknown socket error " + std::to_string(static_cast<int>(e));
+}
+
+int native_of(SocketError e, int native_errno) noexcept {
+  return native_errno ? native_errno : errno_for(e);
 }
 }  // namespace
 
 SocketException::SocketException(SocketError error, int native_errno)
-    : std::system_error(native_errno, std::system_category(), describe(error, native_errno)),
+    : std::system_error(native_of(error, native_errno), std::system_category(),
+                        describe(error, native_of(error, native_errno))),
       error_(error),
-      native_(native_errno) {}
+      native_(native_of(error, native_errno)),
+      message_(describe(error, native_)) {}
 
 ObjectDisposedException::ObjectDisposedException(const std::string& object_name,
                                                  const std::string& message)

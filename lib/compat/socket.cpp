@@ -234,8 +234,12 @@ void Socket::take_results(SocketAsyncEventArgs& e) {
       if (ok) e.accept_socket_ = take_accepted(a, std::move(e.accept_socket_));
       break;
     case SocketAsyncOperation::Connect:
+      if (e.sent_after_connect_) break;  // connected already; the result is the send's
       after_connect(ok);
       if (ok) e.connect_socket_ = weak_from_this().lock();
+      break;
+    case SocketAsyncOperation::SendTo:
+      if (ok) bound_ = true;  // the kernel bound it implicitly: LocalEndPoint reads it now
       break;
     case SocketAsyncOperation::ReceiveFrom:
       if (ok) {
@@ -247,6 +251,21 @@ void Socket::take_results(SocketAsyncEventArgs& e) {
       break;
     default:
       break;
+  }
+}
+
+// The connect of a ConnectAsync with a buffer succeeded: send the buffer. True when that send is
+// pending (Completed is raised when it completes); false when it completed inline (the caller
+// then reports it at once).
+bool Socket::send_connect_buffer(SocketAsyncEventArgs& e) noexcept {
+  e.send_after_connect_ = false;
+  e.sent_after_connect_ = true;
+  after_connect(true);
+  e.connect_socket_ = weak_from_this().lock();
+  try {
+    return !detail::start_args<detail::send_all_op>(sock_, e.args_, {});
+  } catch (...) {
+    return false;  // the socket was closed meanwhile: report the connect as it is
   }
 }
 
@@ -265,6 +284,7 @@ std::shared_ptr<Socket> Socket::take_accepted(ringsock::socket_args& a,
 void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noexcept {
   auto& e = *static_cast<SocketAsyncEventArgs*>(target);
   Socket& sender = *e.sender_;
+  if (e.send_after_connect_ && !e.args_.error() && sender.send_connect_buffer(e)) return;
   std::shared_ptr<Socket> hold = std::move(e.sender_hold_);
   sender.op_ended();
   sender.take_results(e);
@@ -312,10 +332,18 @@ bool Socket::ConnectAsync(SocketAsyncEventArgs* e) { return ConnectAsync(deref(e
 
 bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
   check_disposed();
+  if (e.BufferList())  // .NET: ConnectAsync_BufferList_Throws_Argument, before the endpoint
+    throw ArgumentException("Multiple buffers cannot be used with this method.", "BufferList");
   if (!e.RemoteEndPoint()) throw ArgumentNullException("remoteEP");
+  if (e.RemoteEndPoint()->AddressFamily() != family_)  // .NET: ConnectAsync_AddressFamily_Throws_NotSupported
+    throw NotSupportedException("The AddressFamily of the RemoteEndPoint is not valid for this socket.");
   if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
   check_reusable(e);
   e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
+  // .NET sends the buffer once connected (ConnectEx's send buffer); BytesTransferred counts it.
+  e.args_.set_buffer(e.window());
+  e.sent_after_connect_ = false;
+  e.send_after_connect_ = e.Count() > 0;
   return start(e, SocketAsyncOperation::Connect, &detail::start_args<detail::connect_op>);
 }
 
@@ -367,6 +395,9 @@ bool Socket::ReceiveFromAsync(SocketAsyncEventArgs* e) { return ReceiveFromAsync
 bool Socket::ReceiveFromAsync(SocketAsyncEventArgs& e) {
   check_disposed();
   if (!e.RemoteEndPoint()) throw ArgumentNullException("RemoteEndPoint");
+  if (e.RemoteEndPoint()->AddressFamily() != family_)  // .NET: ReceiveFromAsync_AddressFamily_Throws_Argument
+    throw ArgumentException("The AddressFamily of the RemoteEndPoint does not match the socket's.",
+                            "RemoteEndPoint");
   check_reusable(e);
   check_window(e, "ReceiveFromAsync");
   if (e.Count() == 0)

@@ -13,17 +13,22 @@ namespace ringsock::compat {
 // .NET: System.Net.Sockets.SocketException
 class SocketException : public std::system_error {
  public:
+  // native_errno 0: the errno .NET on Linux pairs with `error` (ECONNREFUSED for
+  // ConnectionRefused ...). what() is .NET's Message: the system's text for that errno.
   explicit SocketException(SocketError error, int native_errno = 0);
-  // .NET: SocketException.ErrorCode (the SocketError value, as .NET reports it).
-  int ErrorCode() const noexcept { return static_cast<int>(error_); }
+  // .NET: SocketException.ErrorCode (on Linux the errno, as NativeErrorCode).
+  int ErrorCode() const noexcept { return native_; }
   // .NET: SocketException.SocketErrorCode
   compat::SocketError SocketErrorCode() const noexcept { return error_; }
   // .NET: SocketException.NativeErrorCode (the errno on Linux).
   int NativeErrorCode() const noexcept { return native_; }
+  // .NET: SocketException.Message ("Connection refused").
+  const char* what() const noexcept override { return message_.c_str(); }
 
  private:
   compat::SocketError error_;
   int native_;
+  std::string message_;
 };
 
 // .NET: System.InvalidOperationException

@@ -130,6 +130,7 @@ class Socket : public std::enable_shared_from_this<Socket> {
   void check_window(const SocketAsyncEventArgs& e, const char* what) const;
   bool start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn);
   void take_results(SocketAsyncEventArgs& e);
+  bool send_connect_buffer(SocketAsyncEventArgs& e) noexcept;
   std::shared_ptr<Socket> take_accepted(ringsock::socket_args& a, std::shared_ptr<Socket> into);
   void after_connect(bool ok);
   std::shared_ptr<IAsyncResult> start_apm(const std::shared_ptr<AsyncResult>& r, core_start fn);

@@ -111,6 +111,10 @@ class SocketAsyncEventArgs {
   bool reuse_ = false;
   bool in_use_ = false;
   bool disposed_ = false;
+  // ConnectAsync with a buffer: the send of that buffer follows the connect (.NET sends it once
+  // connected); set while the connect is pending, cleared when the send starts.
+  bool send_after_connect_ = false;
+  bool sent_after_connect_ = false;  // the result in args_ is that send's
 };
 
 }  // namespace ringsock::compat

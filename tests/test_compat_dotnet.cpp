@@ -1,0 +1,214 @@
+// compat as .NET's own functional tests (dotnet/runtime, System.Net.Sockets/tests/FunctionalTests)
+// expect: each case names the .NET test it follows; where it says "(.NET 10 here)" the expected
+// values were read from real .NET 10 on Linux on this machine.
+#include <doctest/doctest.h>
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <typeinfo>
+
+#include "compat_support.hpp"
+
+namespace ctest {
+
+namespace {
+
+// A listening socket outside the ring (the test reads what the compat client sent).
+struct raw_listener {
+  int fd = -1;
+  int port = 0;
+  raw_listener() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 4) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~raw_listener() { ::close(fd); }
+  // Accepts one connection and reads what arrives within a second.
+  std::string accept_and_read(std::size_t want) const {
+    int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    REQUIRE(c >= 0);
+    std::string got;
+    char buf[64];
+    while (got.size() < want) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 1000) != 1) break;
+      ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(c);
+    return got;
+  }
+};
+
+// Runs f and returns the exact type of what it threw ("" when nothing), and its ParamName.
+template <class F>
+std::pair<std::string, std::string> thrown(F&& f) {
+  try {
+    f();
+  } catch (const ArgumentException& e) {
+    return {typeid(e).name(), e.ParamName()};
+  } catch (const std::exception& e) {
+    return {typeid(e).name(), ""};
+  }
+  return {"", ""};
+}
+template <class E>
+std::string type_name() {
+  return typeid(E).name();
+}
+
+std::shared_ptr<Socket> tcp(ringsock::io_context& ctx, AddressFamily f = AddressFamily::InterNetwork) {
+  return std::make_shared<Socket>(ctx, f, SocketType::Stream, ProtocolType::Tcp);
+}
+std::shared_ptr<Socket> udp(ringsock::io_context& ctx, AddressFamily f = AddressFamily::InterNetwork) {
+  return std::make_shared<Socket>(ctx, f, SocketType::Dgram, ProtocolType::Udp);
+}
+
+}  // namespace
+
+TEST_SUITE("compat as .NET's tests expect") {
+  TEST_CASE("ConnectAsync_WithData_DataReceived (ConnectEap): the buffer is sent once connected") {
+    ringsock::io_context ctx;
+    raw_listener l;
+    auto c = tcp(ctx);
+    std::array<std::byte, 8> buffer{};
+    for (int i = 0; i < 8; ++i) buffer[static_cast<std::size_t>(i)] = std::byte(i);
+    SocketAsyncEventArgs e;
+    e.RemoteEndPoint(IPEndPoint(IPAddress::Loopback, l.port));
+    e.SetBuffer(buffer, 2, 4);  // a slice: offset management
+    int completions = 0;
+    e.Completed += [&](Socket&, SocketAsyncEventArgs&) { ++completions; };
+    const bool pending = c->ConnectAsync(e);
+    CHECK(pending);  // .NET 10 here: pending=True
+    if (pending) REQUIRE(drive(ctx, [&] { return completions > 0; }));
+    CHECK(e.SocketError() == SocketError::Success);
+    CHECK(e.BytesTransferred() == 4);  // .NET 10 here: bytes=4
+    CHECK(e.LastOperation() == SocketAsyncOperation::Connect);
+    CHECK(c->Connected());
+    CHECK(e.ConnectSocket() == c);
+    const std::string got = l.accept_and_read(4);
+    REQUIRE(got.size() == 4);
+    CHECK(got == std::string("\x02\x03\x04\x05", 4));
+    ctx.run_until([] { return false; }, std::chrono::milliseconds(20));
+    CHECK(completions == 1);
+    CHECK_FALSE(e.in_use());
+  }
+
+  TEST_CASE("ConnectAsync_WithData: connecting to a closed port reports the connect's error, "
+            "sends nothing, raises Completed once") {
+    ringsock::io_context ctx;
+    int port = 0;
+    {
+      raw_listener gone;
+      port = gone.port;
+    }
+    auto c = tcp(ctx);
+    std::array<std::byte, 4> buffer{};
+    SocketAsyncEventArgs e;
+    e.RemoteEndPoint(IPEndPoint(IPAddress::Loopback, port));
+    e.SetBuffer(buffer, 0, 4);
+    int completions = 0;
+    e.Completed += [&](Socket&, SocketAsyncEventArgs&) { ++completions; };
+    if (c->ConnectAsync(e)) REQUIRE(drive(ctx, [&] { return completions > 0; }));
+    CHECK(e.SocketError() == SocketError::ConnectionRefused);
+    CHECK(e.BytesTransferred() == 0);
+    CHECK_FALSE(c->Connected());
+    CHECK(completions == 1);
+  }
+
+  TEST_CASE("ConnectAsync_BufferList_Throws_Argument, ConnectAsync_AddressFamily_Throws_NotSupported "
+            "(ArgumentValidationTests)") {
+    ringsock::io_context ctx;
+    auto s = tcp(ctx);
+    std::array<std::byte, 4> a{}, b{};
+    SocketAsyncEventArgs list;  // no RemoteEndPoint: the BufferList check comes first
+    list.BufferList({std::span<std::byte>(a), std::span<std::byte>(b)});
+    auto [type, param] = thrown([&] { s->ConnectAsync(list); });
+    CHECK(type == type_name<ArgumentException>());
+    CHECK(param == "BufferList");
+    SocketAsyncEventArgs v6;
+    v6.RemoteEndPoint(IPEndPoint(IPAddress::IPv6Loopback, 1));
+    CHECK(thrown([&] { s->ConnectAsync(v6); }).first == type_name<NotSupportedException>());
+    CHECK_FALSE(list.in_use());
+    CHECK_FALSE(v6.in_use());
+    CHECK(ctx.pending_operations() == 0);
+  }
+
+  TEST_CASE("ReceiveFromAsync_AddressFamily_Throws_Argument, ReceiveFromAsync_NullRemoteEndPoint_"
+            "Throws_ArgumentNull, SendToAsync_NullRemoteEndPoint_Throws_ArgumentNull "
+            "(ArgumentValidationTests)") {
+    ringsock::io_context ctx;
+    auto s = udp(ctx);
+    std::array<std::byte, 8> buf{};
+    SocketAsyncEventArgs e;
+    e.SetBuffer(buf, 0, 8);
+    CHECK(thrown([&] { s->ReceiveFromAsync(e); }).first == type_name<ArgumentNullException>());
+    CHECK(thrown([&] { s->SendToAsync(e); }).first == type_name<ArgumentNullException>());
+    e.RemoteEndPoint(IPEndPoint(IPAddress::IPv6Loopback, 1));
+    auto [type, param] = thrown([&] { s->ReceiveFromAsync(e); });
+    CHECK(type == type_name<ArgumentException>());
+    CHECK(param == "RemoteEndPoint");
+    CHECK_FALSE(e.in_use());
+    CHECK(ctx.pending_operations() == 0);
+  }
+
+  TEST_CASE("SendTo_Datagram_UDP_ShouldImplicitlyBindLocalEndpoint (SendTo EAP): LocalEndPoint is "
+            "the address the kernel chose") {
+    ringsock::io_context ctx;
+    auto target = udp(ctx);
+    target->Bind(IPEndPoint(IPAddress::Loopback, 0));
+    auto s = udp(ctx);
+    CHECK(s->LocalEndPoint() == nullptr);  // .NET 10 here: before: null
+    std::array<std::byte, 3> data{};
+    SocketAsyncEventArgs e;
+    e.SetBuffer(data, 0, 3);
+    e.RemoteEndPoint(*target->LocalEndPoint());
+    bool done = false;
+    e.Completed += [&](Socket&, SocketAsyncEventArgs&) { done = true; };
+    if (s->SendToAsync(e)) REQUIRE(drive(ctx, [&] { return done; }));
+    REQUIRE(e.SocketError() == SocketError::Success);
+    CHECK(e.BytesTransferred() == 3);
+    auto local = std::dynamic_pointer_cast<IPEndPoint>(s->LocalEndPoint());
+    REQUIRE(local != nullptr);  // .NET 10 here: after: 0.0.0.0:<port>
+    CHECK(local->Port() != 0);
+    CHECK(s->IsBound());
+  }
+
+  TEST_CASE("new SocketException(SocketError) carries the errno and the system's message, as on "
+            "Linux (.NET 10 here)") {
+    SocketException refused(SocketError::ConnectionRefused);
+    CHECK(refused.ErrorCode() == ECONNREFUSED);  // .NET 10 here: ErrorCode=111 Native=111
+    CHECK(refused.NativeErrorCode() == ECONNREFUSED);
+    CHECK(refused.SocketErrorCode() == SocketError::ConnectionRefused);
+    CHECK(std::string(refused.what()) == std::strerror(ECONNREFUSED));  // 'Connection refused'
+    SocketException reset(SocketError::ConnectionReset);
+    CHECK(reset.ErrorCode() == ECONNRESET);
+    CHECK(std::string(reset.what()) == std::strerror(ECONNRESET));
+    SocketException aborted(SocketError::OperationAborted);
+    CHECK(aborted.ErrorCode() == ECANCELED);  // .NET 10 here: 125, 'Operation canceled'
+    SocketException timed(SocketError::TimedOut);
+    CHECK(timed.NativeErrorCode() == ETIMEDOUT);
+    SocketException ok(SocketError::Success);
+    CHECK(ok.ErrorCode() == 0);
+    CHECK(std::string(ok.what()) == "Success");
+    // An errno given explicitly is kept.
+    SocketException given(SocketError::Shutdown, ESHUTDOWN);
+    CHECK(given.NativeErrorCode() == ESHUTDOWN);
+  }
+}
+
+}  // namespace ctest
