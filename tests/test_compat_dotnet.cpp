@@ -188,6 +188,30 @@ TEST_SUITE("compat as .NET's tests expect") {
     CHECK(s->IsBound());
   }
 
+  TEST_CASE("SetBuffer edge rules (.NET 10 here): (offset, count) without a buffer changes "
+            "nothing; (null, offset, count) clears; the Buffer/BufferList conflict has no ParamName") {
+    SocketAsyncEventArgs e;
+    e.SetBuffer(5, 5);  // .NET 10 here: ok, offset=0 count=0
+    CHECK(e.Offset() == 0);
+    CHECK(e.Count() == 0);
+    CHECK(e.Buffer().data() == nullptr);
+    std::array<std::byte, 8> buf{};
+    e.SetBuffer(buf, 1, 2);
+    e.SetBuffer(std::span<std::byte>{}, 5, 5);  // .NET 10 here: ok, cleared
+    CHECK(e.Buffer().data() == nullptr);
+    CHECK(e.Offset() == 0);
+    CHECK(e.Count() == 0);
+    e.BufferList({std::span<std::byte>(buf)});
+    auto [type, param] = thrown([&] { e.SetBuffer(buf, 0, 4); });
+    CHECK(type == type_name<ArgumentException>());
+    CHECK(param.empty());  // .NET 10 here: ArgumentException param=
+    e.BufferList(nullptr);
+    e.SetBuffer(buf, 0, 4);
+    auto [type2, param2] = thrown([&] { e.BufferList({std::span<std::byte>(buf)}); });
+    CHECK(type2 == type_name<ArgumentException>());
+    CHECK(param2.empty());
+  }
+
   TEST_CASE("new SocketException(SocketError) carries the errno and the system's message, as on "
             "Linux (.NET 10 here)") {
     SocketException refused(SocketError::ConnectionRefused);

@@ -99,7 +99,8 @@ ObjectDisposedException::ObjectDisposedException(const std::string& object_name,
       name_(object_name) {}
 
 ArgumentException::ArgumentException(const std::string& message, std::string param_name)
-    : std::invalid_argument(message + " (Parameter '" + param_name + "')"),
+    : std::invalid_argument(param_name.empty() ? message
+                                               : message + " (Parameter '" + param_name + "')"),
       param_(std::move(param_name)) {}
 
 ArgumentNullException::ArgumentNullException(std::string param_name)

@@ -28,15 +28,13 @@ void SocketAsyncEventArgs::AcceptSocket(std::shared_ptr<Socket> s) { accept_sock
 
 void SocketAsyncEventArgs::SetBuffer(std::span<std::byte> buffer, int offset, int count) {
   check_idle();
-  if (!buffer.data()) {  // .NET: SetBuffer(null, 0, 0) removes the buffer
-    if (offset != 0) throw ArgumentOutOfRangeException("offset", "Without a buffer the offset must be 0.");
-    if (count != 0) throw ArgumentOutOfRangeException("count", "Without a buffer the count must be 0.");
+  if (!buffer.data()) {  // .NET: SetBuffer(null, offset, count) removes the buffer, whatever the rest
     buffer_ = {};
     offset_ = count_ = 0;
     return;
   }
   if (!buffer_list_.empty())
-    throw ArgumentException("Buffer and BufferList properties cannot both be non-null.", "buffer");
+    throw ArgumentException("Buffer and BufferList properties cannot both be non-null.", "");  // .NET: no ParamName
   const long long size = static_cast<long long>(buffer.size());
   if (offset < 0 || offset > size)
     throw ArgumentOutOfRangeException("offset", "The offset must lie within the buffer.");
@@ -47,7 +45,11 @@ void SocketAsyncEventArgs::SetBuffer(std::span<std::byte> buffer, int offset, in
   count_ = count;
 }
 
-void SocketAsyncEventArgs::SetBuffer(int offset, int count) { SetBuffer(buffer_, offset, count); }
+void SocketAsyncEventArgs::SetBuffer(int offset, int count) {
+  check_idle();
+  if (!buffer_.data()) return;  // .NET: without a buffer this changes nothing
+  SetBuffer(buffer_, offset, count);
+}
 
 void SocketAsyncEventArgs::BufferList(std::vector<std::span<std::byte>> list) {
   check_idle();
@@ -56,7 +58,7 @@ void SocketAsyncEventArgs::BufferList(std::vector<std::span<std::byte>> list) {
     return;
   }
   if (buffer_.data())
-    throw ArgumentException("Buffer and BufferList properties cannot both be non-null.", "value");
+    throw ArgumentException("Buffer and BufferList properties cannot both be non-null.", "");  // .NET: no ParamName
   buffer_list_ = std::move(list);
 }
 
