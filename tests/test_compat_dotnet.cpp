@@ -128,6 +128,22 @@ TEST_SUITE("compat as .NET's tests expect") {
     CHECK(e.BytesTransferred() == 0);
     CHECK_FALSE(c->Connected());
     CHECK(completions == 1);
+    // The same args, reused for a send on another connection: the buffer goes out once.
+    raw_listener l;
+    auto c2 = tcp(ctx);
+    SocketAsyncEventArgs plain;
+    plain.RemoteEndPoint(IPEndPoint(IPAddress::Loopback, l.port));
+    bool connected = false;
+    plain.Completed += [&](Socket&, SocketAsyncEventArgs&) { connected = true; };
+    if (c2->ConnectAsync(plain)) REQUIRE(drive(ctx, [&] { return connected; }));
+    REQUIRE(plain.SocketError() == SocketError::Success);
+    buffer = {std::byte('a'), std::byte('b'), std::byte('c'), std::byte('d')};
+    if (c2->SendAsync(e)) REQUIRE(drive(ctx, [&] { return completions == 2; }));
+    CHECK(e.SocketError() == SocketError::Success);
+    CHECK(e.BytesTransferred() == 4);
+    CHECK(e.LastOperation() == SocketAsyncOperation::Send);
+    c2->Shutdown(SocketShutdown::Send);
+    CHECK(l.accept_and_read(64) == "abcd");  // once, not twice
   }
 
   TEST_CASE("ConnectAsync_BufferList_Throws_Argument, ConnectAsync_AddressFamily_Throws_NotSupported "
@@ -224,6 +240,17 @@ TEST_SUITE("compat as .NET's tests expect") {
     CHECK(std::string(reset.what()) == std::strerror(ECONNRESET));
     SocketException aborted(SocketError::OperationAborted);
     CHECK(aborted.ErrorCode() == ECANCELED);  // .NET 10 here: 125, 'Operation canceled'
+    CHECK(SocketException(SocketError::TooManyOpenSockets).NativeErrorCode() == ENFILE);  // .NET's pick
+    CHECK(SocketException(SocketError::AccessDenied).NativeErrorCode() == EACCES);
+    CHECK(SocketException(SocketError::NoBufferSpaceAvailable).NativeErrorCode() == ENOBUFS);
+    CHECK(SocketException(SocketError::Shutdown).NativeErrorCode() == EPIPE);
+    CHECK(SocketException(SocketError::NotSocket).NativeErrorCode() == ENOTSOCK);
+    CHECK(SocketException(SocketError::IOPending).NativeErrorCode() == EINPROGRESS);
+    CHECK(SocketException(SocketError::Disconnecting).NativeErrorCode() == ESHUTDOWN);
+    CHECK(SocketException(SocketError::ProcessLimit).NativeErrorCode() == 10067);
+    SocketException unknown(SocketError::SocketError);
+    CHECK(unknown.ErrorCode() == -131074);  // .NET 10 here, 'Unknown socket error'
+    CHECK(std::string(unknown.what()) == "Unknown socket error");
     SocketException timed(SocketError::TimedOut);
     CHECK(timed.NativeErrorCode() == ETIMEDOUT);
     SocketException ok(SocketError::Success);

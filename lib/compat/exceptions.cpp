@@ -62,7 +62,11 @@ int errno_for(SocketError e) noexcept {
   switch (e) {
     case SocketError::Success: return 0;
     case SocketError::AccessDenied: return EACCES;
-    case SocketError::TooManyOpenSockets: return EMFILE;
+    case SocketError::TooManyOpenSockets: return ENFILE;  // .NET's pick (EMFILE maps here too)
+    case SocketError::IOPending: return EINPROGRESS;
+    case SocketError::Disconnecting: return ESHUTDOWN;
+    case SocketError::ProcessLimit: return static_cast<int>(SocketError::ProcessLimit);  // no errno
+    case SocketError::SocketError: return -131074;  // what .NET 10 reports here (no errno)
     case SocketError::NotSocket: return ENOTSOCK;
     case SocketError::NoBufferSpaceAvailable: return ENOBUFS;
     case SocketError::Shutdown: return EPIPE;
@@ -77,7 +81,7 @@ int errno_for(SocketError e) noexcept {
 std::string describe(SocketError e, int native) {
   if (native > 0) return std::strerror(native);
   if (e == SocketError::Success) return "Success";
-  return "Unknown socket error " + std::to_string(static_cast<int>(e));
+  return "Unknown socket error";
 }
 
 int native_of(SocketError e, int native_errno) noexcept {

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "ringsock/error.hpp"
 
@@ -196,6 +197,7 @@ void check_reusable(const SocketAsyncEventArgs& e) {
 }  // namespace
 
 bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn) {
+  if (op != SocketAsyncOperation::Connect) e.send_after_connect_ = false;  // only ConnectAsync sets it
   e.last_op_ = op;
   e.bytes_ = 0;
   e.error_ = SocketError::Success;
@@ -234,7 +236,13 @@ void Socket::take_results(SocketAsyncEventArgs& e) {
       if (ok) e.accept_socket_ = take_accepted(a, std::move(e.accept_socket_));
       break;
     case SocketAsyncOperation::Connect:
-      if (e.sent_after_connect_) break;  // connected already; the result is the send's
+      if (e.sent_after_connect_) {  // connected already; the result is the send's
+        if (e.connect_send_aborted_) {
+          e.error_ = SocketError::OperationAborted;
+          e.bytes_ = 0;
+        }
+        break;
+      }
       after_connect(ok);
       if (ok) e.connect_socket_ = weak_from_this().lock();
       break;
@@ -258,15 +266,17 @@ void Socket::take_results(SocketAsyncEventArgs& e) {
 // pending (Completed is raised when it completes); false when it completed inline (the caller
 // then reports it at once).
 bool Socket::send_connect_buffer(SocketAsyncEventArgs& e) noexcept {
-  e.send_after_connect_ = false;
   e.sent_after_connect_ = true;
-  after_connect(true);
-  e.connect_socket_ = weak_from_this().lock();
-  try {
-    return !detail::start_args<detail::send_all_op>(sock_, e.args_, {});
-  } catch (...) {
-    return false;  // the socket was closed meanwhile: report the connect as it is
+  if (!disposed_ && sock_.is_open()) {
+    after_connect(true);
+    e.connect_socket_ = weak_from_this().lock();
+    try {
+      return !detail::start_args<detail::send_all_op>(sock_, e.args_, {});
+    } catch (...) {
+    }
   }
+  e.connect_send_aborted_ = true;  // closed before the send could start: nothing went out
+  return false;
 }
 
 std::shared_ptr<Socket> Socket::take_accepted(ringsock::socket_args& a,
@@ -284,7 +294,9 @@ std::shared_ptr<Socket> Socket::take_accepted(ringsock::socket_args& a,
 void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noexcept {
   auto& e = *static_cast<SocketAsyncEventArgs*>(target);
   Socket& sender = *e.sender_;
-  if (e.send_after_connect_ && !e.args_.error() && sender.send_connect_buffer(e)) return;
+  const bool send_now = std::exchange(e.send_after_connect_, false) &&
+                        e.last_op_ == SocketAsyncOperation::Connect && !e.args_.error();
+  if (send_now && sender.send_connect_buffer(e)) return;
   std::shared_ptr<Socket> hold = std::move(e.sender_hold_);
   sender.op_ended();
   sender.take_results(e);
@@ -295,6 +307,7 @@ void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noe
 void SocketAsyncEventArgs::on_abandon(ringsock::socket_args&, void* target) noexcept {
   auto& e = *static_cast<SocketAsyncEventArgs*>(target);
   e.in_use_ = false;
+  e.send_after_connect_ = false;
   e.error_ = compat::SocketError::OperationAborted;
   e.sender_->op_ended();
   e.sender_hold_.reset();
@@ -335,14 +348,14 @@ bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
   if (e.BufferList())  // .NET: ConnectAsync_BufferList_Throws_Argument, before the endpoint
     throw ArgumentException("Multiple buffers cannot be used with this method.", "BufferList");
   if (!e.RemoteEndPoint()) throw ArgumentNullException("remoteEP");
+  if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
   if (e.RemoteEndPoint()->AddressFamily() != family_)  // .NET: ConnectAsync_AddressFamily_Throws_NotSupported
     throw NotSupportedException("The AddressFamily of the RemoteEndPoint is not valid for this socket.");
-  if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
   check_reusable(e);
   e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
   // .NET sends the buffer once connected (ConnectEx's send buffer); BytesTransferred counts it.
   e.args_.set_buffer(e.window());
-  e.sent_after_connect_ = false;
+  e.sent_after_connect_ = e.connect_send_aborted_ = false;
   e.send_after_connect_ = e.Count() > 0;
   return start(e, SocketAsyncOperation::Connect, &detail::start_args<detail::connect_op>);
 }

@@ -39,7 +39,7 @@ class SocketAsyncEventArgs {
   std::span<std::byte> Buffer() const noexcept { return buffer_; }
   int Offset() const noexcept { return offset_; }
   int Count() const noexcept { return count_; }
-  // .NET: SetBuffer(byte[], int, int). An empty span with 0, 0 clears the buffer.
+  // .NET: SetBuffer(byte[], int, int). An empty span clears the buffer (whatever offset and count).
   // Throws ArgumentOutOfRangeException (offset / count), ArgumentException when BufferList is
   // set, InvalidOperationException during an operation.
   void SetBuffer(std::span<std::byte> buffer, int offset, int count);
@@ -115,6 +115,7 @@ class SocketAsyncEventArgs {
   // connected); set while the connect is pending, cleared when the send starts.
   bool send_after_connect_ = false;
   bool sent_after_connect_ = false;  // the result in args_ is that send's
+  bool connect_send_aborted_ = false;  // the socket closed before that send could start
 };
 
 }  // namespace ringsock::compat
