@@ -1,0 +1,263 @@
+// The event-args pattern (XAsync(SocketAsyncEventArgs&)): each starts the same core operation as
+// the coroutine args form, and its completion raises Completed (see tests/COMPAT_BEHAVIOURS.md).
+#include <utility>
+
+#include "ringsock/compat/socket.hpp"
+#include "ringsock/compat/socket_async_event_args.hpp"
+#include "wrap_endpoint.hpp"
+
+namespace ringsock::compat {
+
+
+// The pointer overloads: a disposed socket is reported before a null e (behaviour 6 of tests/COMPAT_BEHAVIOURS.md).
+SocketAsyncEventArgs& Socket::deref(SocketAsyncEventArgs* e) const {
+  check_disposed();
+  if (!e) throw ArgumentNullException("e");
+  return *e;
+}
+
+namespace {
+void check_reusable(const SocketAsyncEventArgs& e) {
+  e.check_idle();
+  if (e.disposed())
+    throw ObjectDisposedException("System.Net.Sockets.SocketAsyncEventArgs",
+                                  "The SocketAsyncEventArgs was disposed.");
+}
+}  // namespace
+
+bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn) {
+  if (op != SocketAsyncOperation::Connect) e.send_after_connect_ = false;  // only ConnectAsync sets it
+  e.last_op_ = op;
+  e.bytes_ = 0;
+  e.error_ = SocketError::Success;
+  e.sender_ = this;
+  e.sender_hold_ = weak_from_this().lock();
+  e.in_use_ = true;
+  bool done = false;
+  try {
+    done = fn(sock_, e.args_, {});
+  } catch (...) {
+    e.in_use_ = false;
+    e.sender_hold_.reset();
+    throw;
+  }
+  if (done) {
+    take_results(e);
+    e.in_use_ = false;
+    e.sender_hold_.reset();
+    return false;
+  }
+  op_started();
+  // Only now, so that a start that threw cannot have touched a pending operation's state.
+  detail::access::set_completion(e.args_, &SocketAsyncEventArgs::on_complete, &e);
+  detail::access::set_abandon(e.args_, &SocketAsyncEventArgs::on_abandon);
+  return true;
+}
+
+// The core result, into .NET's properties. Runs on the context's thread.
+void Socket::take_results(SocketAsyncEventArgs& e) {
+  ringsock::socket_args& a = e.args_;
+  e.bytes_ = static_cast<int>(a.bytes_transferred());
+  e.error_ = ToSocketError(a.error());
+  const bool ok = !a.error();
+  switch (e.last_op_) {
+    case SocketAsyncOperation::Accept:
+      if (ok) e.accept_socket_ = take_accepted(a, std::move(e.accept_socket_));
+      break;
+    case SocketAsyncOperation::Connect:
+      if (e.sent_after_connect_) {  // connected already; the result is the send's
+        if (e.connect_send_aborted_) {
+          e.error_ = SocketError::OperationAborted;
+          e.bytes_ = 0;
+        }
+        break;
+      }
+      after_connect(ok);
+      if (ok) e.connect_socket_ = weak_from_this().lock();
+      break;
+    case SocketAsyncOperation::SendTo:
+      if (ok) bound_ = true;  // the kernel bound it implicitly: LocalEndPoint reads it now
+      break;
+    case SocketAsyncOperation::ReceiveFrom:
+      if (ok) {
+        if (e.remote_ && e.remote_.use_count() == 1)
+          *e.remote_ = EndPoint(a.remote_endpoint());  // no allocation in a receive loop
+        else
+          e.remote_ = wrap(a.remote_endpoint());
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// The connect of a ConnectAsync with a buffer succeeded: send the buffer. True when that send is
+// pending (Completed is raised when it completes); false when it completed inline (the caller
+// then reports it at once).
+bool Socket::send_connect_buffer(SocketAsyncEventArgs& e) noexcept {
+  e.sent_after_connect_ = true;
+  if (!disposed_ && sock_.is_open()) {
+    after_connect(true);
+    e.connect_socket_ = weak_from_this().lock();
+    try {
+      return !detail::start_args<detail::send_all_op>(sock_, e.args_, {});
+    } catch (...) {
+    }
+  }
+  e.connect_send_aborted_ = true;  // closed before the send could start: nothing went out
+  return false;
+}
+
+std::shared_ptr<Socket> Socket::take_accepted(ringsock::socket_args& a,
+                                              std::shared_ptr<Socket> into) {
+  ringsock::socket s = std::move(a.accept_socket());
+  if (into) {  // the connection goes into the given object (its own unused fd is closed)
+    into->sock_ = std::move(s);
+    into->bound_ = into->connected_ = true;
+    into->disposed_ = false;
+    return into;
+  }
+  return std::make_shared<Socket>(*ctx_, family_, type_, protocol_, std::move(s));
+}
+
+void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noexcept {
+  auto& e = *static_cast<SocketAsyncEventArgs*>(target);
+  Socket& sender = *e.sender_;
+  const bool send_now = std::exchange(e.send_after_connect_, false) &&
+                        e.last_op_ == SocketAsyncOperation::Connect && !e.args_.error();
+  if (send_now && sender.send_connect_buffer(e)) return;
+  std::shared_ptr<Socket> hold = std::move(e.sender_hold_);
+  sender.op_ended();
+  sender.take_results(e);
+  e.in_use_ = false;  // a handler may start the next operation on e at once
+  e.Completed(sender, e);
+}
+
+void SocketAsyncEventArgs::on_abandon(ringsock::socket_args&, void* target) noexcept {
+  auto& e = *static_cast<SocketAsyncEventArgs*>(target);
+  e.in_use_ = false;
+  e.send_after_connect_ = false;
+  e.error_ = compat::SocketError::OperationAborted;
+  e.sender_->op_ended();
+  e.sender_hold_.reset();
+}
+
+bool Socket::AcceptAsync(SocketAsyncEventArgs* e) { return AcceptAsync(deref(e)); }
+
+bool Socket::AcceptAsync(SocketAsyncEventArgs& e) {
+  // Behaviour 6 of tests/COMPAT_BEHAVIOURS.md: this order, all before anything is submitted.
+  check_disposed();
+  if (e.BufferList())
+    throw ArgumentException("Multiple buffers cannot be used with this method.", "e");
+  if (!bound_)
+    throw InvalidOperationException("You must call the Bind method before performing this operation.");
+  if (!listening_)
+    throw InvalidOperationException("You must call the Listen method before performing this operation.");
+  check_reusable(e);
+  std::span<std::byte> first{};
+  if (e.Buffer().data()) {
+    const int reserve = reserved_address_space();
+    if (e.Count() < reserve)
+      throw ArgumentException("The buffer is too small: AcceptEx needs " + std::to_string(reserve) +
+                                  " bytes at its end for the addresses.",
+                              "Count");
+    first = e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
+                               static_cast<std::size_t>(e.Count() - reserve));
+  }
+  if (const auto& into = e.AcceptSocket(); into && (into->bound_ || into->connected_))
+    throw InvalidOperationException("The AcceptSocket must be neither bound nor connected.");
+  e.args_.set_buffer(first);
+  return start(e, SocketAsyncOperation::Accept, &detail::start_args<detail::accept_op>);
+}
+
+bool Socket::ConnectAsync(SocketAsyncEventArgs* e) { return ConnectAsync(deref(e)); }
+
+bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  if (e.BufferList())  // .NET: ConnectAsync_BufferList_Throws_Argument, before the endpoint
+    throw ArgumentException("Multiple buffers cannot be used with this method.", "BufferList");
+  if (!e.RemoteEndPoint()) throw ArgumentNullException("remoteEP");
+  if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
+  if (e.RemoteEndPoint()->AddressFamily() != family_)  // .NET: ConnectAsync_AddressFamily_Throws_NotSupported
+    throw NotSupportedException("The AddressFamily of the RemoteEndPoint is not valid for this socket.");
+  check_reusable(e);
+  e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
+  // .NET sends the buffer once connected (ConnectEx's send buffer); BytesTransferred counts it.
+  e.args_.set_buffer(e.window());
+  e.sent_after_connect_ = e.connect_send_aborted_ = false;
+  e.send_after_connect_ = e.Count() > 0;
+  return start(e, SocketAsyncOperation::Connect, &detail::start_args<detail::connect_op>);
+}
+
+void Socket::check_window(const SocketAsyncEventArgs& e, const char* what) const {
+  if (e.BufferList())
+    throw NotSupportedException(std::string(what) + ": BufferList is not supported yet; use SetBuffer.");
+}
+
+bool Socket::ReceiveAsync(SocketAsyncEventArgs* e) { return ReceiveAsync(deref(e)); }
+
+bool Socket::ReceiveAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  check_reusable(e);
+  check_window(e, "ReceiveAsync");
+  if (e.Count() == 0)
+    throw NotSupportedException("ReceiveAsync: zero-byte receives are not supported.");
+  e.args_.set_buffer(e.window());
+  return start(e, SocketAsyncOperation::Receive, &detail::start_args<detail::receive_op>);
+}
+
+bool Socket::SendAsync(SocketAsyncEventArgs* e) { return SendAsync(deref(e)); }
+
+bool Socket::SendAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  check_reusable(e);
+  check_window(e, "SendAsync");
+  e.args_.set_buffer(e.window());
+  // .NET completes a stream send when every byte went out.
+  return start(e, SocketAsyncOperation::Send,
+               type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
+                                                   : &detail::start_args<detail::send_op>);
+}
+
+bool Socket::DisconnectAsync(SocketAsyncEventArgs* e) { return DisconnectAsync(deref(e)); }
+
+bool Socket::DisconnectAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  check_reusable(e);
+  // shutdown(2) and close(2) do not wait, so this completes synchronously.
+  e.last_op_ = SocketAsyncOperation::Disconnect;
+  e.bytes_ = 0;
+  e.error_ = connected_ ? SocketError::Success : SocketError::NotConnected;
+  if (connected_) disconnect_now(e.DisconnectReuseSocket());
+  return false;
+}
+
+bool Socket::ReceiveFromAsync(SocketAsyncEventArgs* e) { return ReceiveFromAsync(deref(e)); }
+
+bool Socket::ReceiveFromAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  if (!e.RemoteEndPoint()) throw ArgumentNullException("RemoteEndPoint");
+  if (e.RemoteEndPoint()->AddressFamily() != family_)  // .NET: ReceiveFromAsync_AddressFamily_Throws_Argument
+    throw ArgumentException("The AddressFamily of the RemoteEndPoint does not match the socket's.",
+                            "RemoteEndPoint");
+  check_reusable(e);
+  check_window(e, "ReceiveFromAsync");
+  if (e.Count() == 0)
+    throw NotSupportedException("ReceiveFromAsync: zero-byte receives are not supported.");
+  e.args_.set_buffer(e.window());
+  return start(e, SocketAsyncOperation::ReceiveFrom, &detail::start_args<detail::receive_from_op>);
+}
+
+bool Socket::SendToAsync(SocketAsyncEventArgs* e) { return SendToAsync(deref(e)); }
+
+bool Socket::SendToAsync(SocketAsyncEventArgs& e) {
+  check_disposed();
+  if (!e.RemoteEndPoint()) throw ArgumentNullException("RemoteEndPoint");
+  check_reusable(e);
+  check_window(e, "SendToAsync");
+  e.args_.set_buffer(e.window());
+  e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
+  return start(e, SocketAsyncOperation::SendTo, &detail::start_args<detail::send_to_op>);
+}
+
+}  // namespace ringsock::compat
