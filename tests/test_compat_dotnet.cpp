@@ -204,6 +204,54 @@ TEST_SUITE("compat as .NET's tests expect") {
     CHECK(s->IsBound());
   }
 
+  TEST_CASE("Dispose with a receive pending aborts the connection: the peer sees a reset (.NET 10 "
+            "here, EAP and APM: op=OperationAborted peer=ConnectionReset; none pending: EOF)") {
+    for (int variant = 0; variant < 3; ++variant) {
+      CAPTURE(variant);  // 0: ReceiveAsync pending, 1: BeginReceive pending, 2: nothing pending
+      ringsock::io_context ctx;
+      raw_listener l;
+      auto c = tcp(ctx);
+      c->Connect(IPEndPoint(IPAddress::Loopback, l.port));
+      const int peer = ::accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC);
+      REQUIRE(peer >= 0);
+      std::array<std::byte, 8> buf{};
+      SocketAsyncEventArgs e;
+      e.SetBuffer(buf, 0, 8);
+      bool done = variant == 2;
+      SocketError seen = SocketError::Success;
+      e.Completed += [&](Socket&, SocketAsyncEventArgs& a) {
+        seen = a.SocketError();
+        done = true;
+      };
+      if (variant == 0) REQUIRE(c->ReceiveAsync(e));
+      if (variant == 1)
+        c->BeginReceive(buf, 0, 8, SocketFlags::None, [&](std::shared_ptr<IAsyncResult> ar) {
+          try {
+            c->EndReceive(ar);
+          } catch (const SocketException& x) {
+            seen = x.SocketErrorCode();
+          }
+          done = true;
+        }, {});
+      ctx.run_until([] { return false; }, std::chrono::milliseconds(10));
+      c->Dispose();
+      REQUIRE(drive(ctx, [&] { return done; }));
+      if (variant != 2) CHECK(seen == SocketError::OperationAborted);
+      char b[8];
+      pollfd p{peer, POLLIN, 0};
+      REQUIRE(::poll(&p, 1, 1000) == 1);
+      const ssize_t n = ::recv(peer, b, sizeof b, 0);
+      const int err = errno;
+      if (variant == 2) {
+        CHECK(n == 0);  // end of stream
+      } else {
+        CHECK(n < 0);
+        CHECK(err == ECONNRESET);
+      }
+      ::close(peer);
+    }
+  }
+
   TEST_CASE("SetBuffer edge rules (.NET 10 here): (offset, count) without a buffer changes "
             "nothing; (null, offset, count) clears; the Buffer/BufferList conflict has no ParamName") {
     SocketAsyncEventArgs e;

@@ -159,6 +159,12 @@ void Socket::Disconnect(bool reuseSocket) {
 }
 
 void Socket::Close() {
+  // .NET aborts a connection disposed with an operation pending: the peer sees a reset, not an
+  // end of stream (a zero linger makes close(2) send RST).
+  if (unreported_ops_ > 0 && connected_ && type_ == compat::SocketType::Stream && sock_.is_open()) {
+    const ::linger abort{1, 0};
+    ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  }
   disposed_ = true;
   connected_ = false;
   sock_.close();  // pending operations complete with OperationAborted on a later loop turn
