@@ -252,6 +252,19 @@ TEST_SUITE("compat as .NET's tests expect") {
     }
   }
 
+  TEST_CASE("BeginSend_Buffer_NullBuffer_Throws_ArgumentNull, BeginReceive_Buffer_NullBuffer_"
+            "Throws_ArgumentNull (ArgumentValidationTests; ParamName buffer, .NET 10 here)") {
+    ringsock::io_context ctx;
+    auto s = tcp(ctx);
+    auto [t1, p1] = thrown([&] { s->BeginSend(std::span<const std::byte>{}, 0, 0, SocketFlags::None, nullptr, {}); });
+    CHECK(t1 == type_name<ArgumentNullException>());
+    CHECK(p1 == "buffer");
+    auto [t2, p2] = thrown([&] { s->BeginReceive(std::span<std::byte>{}, 0, 0, SocketFlags::None, nullptr, {}); });
+    CHECK(t2 == type_name<ArgumentNullException>());
+    CHECK(p2 == "buffer");
+    CHECK(ctx.pending_operations() == 0);
+  }
+
   TEST_CASE("SetBuffer edge rules (.NET 10 here): (offset, count) without a buffer changes "
             "nothing; (null, offset, count) clears; the Buffer/BufferList conflict has no ParamName") {
     SocketAsyncEventArgs e;

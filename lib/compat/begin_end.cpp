@@ -123,6 +123,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginReceive(std::span<std::byte> buffer, 
                                                    SocketFlags, AsyncCallback callback,
                                                    std::any state) {
   check_disposed();
+  if (!buffer.data()) throw ArgumentNullException("buffer");  // .NET: before the range checks
   check_range(buffer.size(), offset, size, "size");
   if (size == 0) throw NotSupportedException("BeginReceive: zero-byte receives are not supported.");
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
@@ -139,6 +140,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginSend(std::span<const std::byte> buffe
                                                 int size, SocketFlags, AsyncCallback callback,
                                                 std::any state) {
   check_disposed();
+  if (!buffer.data()) throw ArgumentNullException("buffer");  // .NET: before the range checks
   check_range(buffer.size(), offset, size, "size");
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Send, std::move(callback),
                                          std::move(state));
