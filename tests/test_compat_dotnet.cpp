@@ -265,6 +265,60 @@ TEST_SUITE("compat as .NET's tests expect") {
     CHECK(ctx.pending_operations() == 0);
   }
 
+  TEST_CASE("Disconnect and reuse (.NET 10 here): without reuse a connect reports IsConnected and an "
+            "accept into it throws InvalidArgument; a synchronous Connect after any Disconnect "
+            "throws InvalidOperationException; with reuse ConnectAsync connects again") {
+    ringsock::io_context ctx;
+    auto l = listener(ctx);
+    const IPEndPoint where(IPAddress::Loopback, port_of(l));
+    auto connect_async = [&](const std::shared_ptr<Socket>& c) {
+      SocketAsyncEventArgs e;
+      e.RemoteEndPoint(where);
+      bool done = false;
+      e.Completed += [&](Socket&, SocketAsyncEventArgs&) { done = true; };
+      if (c->ConnectAsync(e)) REQUIRE(drive(ctx, [&] { return done; }));
+      return e.SocketError();
+    };
+    auto accept_one = [&](std::shared_ptr<Socket> into) {
+      SocketAsyncEventArgs a;
+      a.AcceptSocket(std::move(into));
+      bool done = false;
+      a.Completed += [&](Socket&, SocketAsyncEventArgs&) { done = true; };
+      if (l->AcceptAsync(a)) REQUIRE(drive(ctx, [&] { return done; }));
+      REQUIRE(a.SocketError() == SocketError::Success);
+      return a.AcceptSocket();
+    };
+    // Without reuse.
+    auto c = tcp(ctx);
+    REQUIRE(connect_async(c) == SocketError::Success);
+    auto server = accept_one(nullptr);
+    c->Disconnect(false);
+    CHECK_THROWS_AS(c->Connect(where), InvalidOperationException);
+    CHECK(connect_async(c) == SocketError::IsConnected);  // .NET 10 here: -> IsConnected
+    CHECK_FALSE(c->Connected());
+    // An accept into a socket disconnected without reuse.
+    server->Disconnect(false);
+    SocketAsyncEventArgs into;
+    into.AcceptSocket(server);
+    try {
+      l->AcceptAsync(into);
+      FAIL("no exception");
+    } catch (const SocketException& x) {
+      CHECK(x.SocketErrorCode() == SocketError::InvalidArgument);
+    }
+    CHECK_FALSE(into.in_use());
+    // With reuse.
+    auto r = tcp(ctx);
+    REQUIRE(connect_async(r) == SocketError::Success);
+    auto server2 = accept_one(nullptr);
+    r->Disconnect(true);
+    CHECK_THROWS_AS(r->Connect(where), InvalidOperationException);
+    CHECK(connect_async(r) == SocketError::Success);
+    CHECK(r->Connected());
+    auto server3 = accept_one(nullptr);
+    CHECK(server3->Connected());
+  }
+
   TEST_CASE("SetBuffer edge rules (.NET 10 here): (offset, count) without a buffer changes "
             "nothing; (null, offset, count) clears; the Buffer/BufferList conflict has no ParamName") {
     SocketAsyncEventArgs e;

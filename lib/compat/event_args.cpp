@@ -114,6 +114,7 @@ std::shared_ptr<Socket> Socket::take_accepted(ringsock::socket_args& a,
   if (into) {  // the connection goes into the given object (its own unused fd is closed)
     into->sock_ = std::move(s);
     into->bound_ = into->connected_ = true;
+    into->disconnected_ = false;
     into->disposed_ = false;
     return into;
   }
@@ -164,6 +165,8 @@ bool Socket::AcceptAsync(SocketAsyncEventArgs& e) {
     first = e.Buffer().subspan(static_cast<std::size_t>(e.Offset()),
                                static_cast<std::size_t>(e.Count() - reserve));
   }
+  if (const auto& into = e.AcceptSocket(); into && into->disconnected_ && !into->reusable_)
+    throw SocketException(SocketError::InvalidArgument);  // .NET 10 here: its descriptor is gone
   if (const auto& into = e.AcceptSocket(); into && (into->bound_ || into->connected_))
     throw InvalidOperationException("The AcceptSocket must be neither bound nor connected.");
   e.args_.set_buffer(first);
@@ -173,6 +176,14 @@ bool Socket::AcceptAsync(SocketAsyncEventArgs& e) {
 bool Socket::ConnectAsync(SocketAsyncEventArgs* e) { return ConnectAsync(deref(e)); }
 
 bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
+  if (disconnected_ && !reusable_ && !disposed_) {
+    // .NET 10 here: a socket disconnected without reuse reports IsConnected, completing at once.
+    check_reusable(e);
+    e.last_op_ = SocketAsyncOperation::Connect;
+    e.bytes_ = 0;
+    e.error_ = SocketError::IsConnected;
+    return false;
+  }
   check_disposed();
   if (e.BufferList())  // .NET: ConnectAsync_BufferList_Throws_Argument, before the endpoint
     throw ArgumentException("Multiple buffers cannot be used with this method.", "BufferList");

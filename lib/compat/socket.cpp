@@ -123,6 +123,10 @@ void Socket::Listen(int backlog) {
 }
 
 void Socket::Connect(const EndPoint& remoteEP) {
+  if (disconnected_ && !disposed_)  // .NET: a disconnected socket reconnects only asynchronously
+    throw InvalidOperationException(
+        "Once the socket has been disconnected, you can only reconnect again asynchronously, and "
+        "only if Disconnect was called with reuseSocket set.");
   check_disposed();
   if (listening_) throw InvalidOperationException("The socket is listening; it cannot connect.");
   if (::connect(sock_.native_handle(), remoteEP.native().data(), remoteEP.native().size()) != 0) {
@@ -133,7 +137,10 @@ void Socket::Connect(const EndPoint& remoteEP) {
 }
 
 void Socket::after_connect(bool ok) {
-  if (ok) connected_ = bound_ = true;
+  if (ok) {
+    connected_ = bound_ = true;
+    disconnected_ = false;
+  }
 }
 
 void Socket::Shutdown(SocketShutdown how) {
@@ -149,6 +156,8 @@ void Socket::disconnect_now(bool reuse) {
   if (connected_) ::shutdown(sock_.native_handle(), SHUT_RDWR);
   sock_.close();
   connected_ = bound_ = false;
+  disconnected_ = true;
+  reusable_ = reuse;
   if (reuse) sock_ = ringsock::socket(*ctx_, core_family(family_), core_type(type_));
 }
 

@@ -149,6 +149,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   compat::ProtocolType protocol_;
   bool bound_ = false;
   bool listening_ = false;
+  bool disconnected_ = false;  // Disconnect()ed: not disposed, but its connection is gone
+  bool reusable_ = false;      // ... with reuseSocket: a new descriptor is ready to connect
   bool connected_ = false;
   bool disposed_ = false;
   unsigned unreported_ops_ = 0;
