@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 #include <typeinfo>
+#include <vector>
 
 #include "compat_support.hpp"
 
@@ -144,6 +145,43 @@ TEST_SUITE("compat as .NET's tests expect") {
     CHECK(e.LastOperation() == SocketAsyncOperation::Send);
     c2->Shutdown(SocketShutdown::Send);
     CHECK(l.accept_and_read(64) == "abcd");  // once, not twice
+  }
+
+  TEST_CASE("ConnectAsync with a buffer: disposed or its context destroyed while the buffer is "
+            "still going out, it completes once (OperationAborted) or is abandoned, calling nobody") {
+    for (int variant = 0; variant < 2; ++variant) {
+      CAPTURE(variant);  // 0: Dispose during the send, 1: the context destroyed during it
+      raw_listener l;     // never accepts: the 16 MiB send cannot finish
+      std::vector<std::byte> big(16u << 20, std::byte{7});
+      auto e = std::make_unique<SocketAsyncEventArgs>();
+      int completions = 0;
+      SocketError seen = SocketError::Success;
+      e->Completed += [&](Socket&, SocketAsyncEventArgs& a) {
+        ++completions;
+        seen = a.SocketError();
+      };
+      {
+        ringsock::io_context ctx;
+        auto c = tcp(ctx);
+        e->RemoteEndPoint(IPEndPoint(IPAddress::Loopback, l.port));
+        e->SetBuffer(big, 0, static_cast<int>(big.size()));
+        REQUIRE(c->ConnectAsync(*e));
+        REQUIRE(drive(ctx, [&] { return c->Connected(); }));  // connected: the send is in flight
+        ctx.run_until([] { return false; }, std::chrono::milliseconds(20));
+        REQUIRE(e->in_use());
+        CHECK(completions == 0);
+        if (variant == 0) {
+          c->Dispose();
+          REQUIRE(drive(ctx, [&] { return completions > 0; }));
+          CHECK(seen == SocketError::OperationAborted);
+          CHECK_FALSE(e->in_use());
+        }
+      }  // variant 1: the context goes with the send pending
+      CHECK(completions == (variant == 0 ? 1 : 0));
+      CHECK_FALSE(e->in_use());
+      if (variant == 1) CHECK(e->SocketError() == SocketError::OperationAborted);
+      e.reset();  // would abort if the args were still in use
+    }
   }
 
   TEST_CASE("ConnectAsync_BufferList_Throws_Argument, ConnectAsync_AddressFamily_Throws_NotSupported "

@@ -26,7 +26,8 @@ void check_reusable(const SocketAsyncEventArgs& e) {
 }  // namespace
 
 bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn) {
-  if (op != SocketAsyncOperation::Connect) e.send_after_connect_ = false;  // only ConnectAsync sets it
+  // Only ConnectAsync (which set it just before) carries a send stage.
+  if (op != SocketAsyncOperation::Connect) e.connect_send_ = SocketAsyncEventArgs::connect_send::none;
   e.last_op_ = op;
   e.bytes_ = 0;
   e.error_ = SocketError::Success;
@@ -65,8 +66,8 @@ void Socket::take_results(SocketAsyncEventArgs& e) {
       if (ok) e.accept_socket_ = take_accepted(a, std::move(e.accept_socket_));
       break;
     case SocketAsyncOperation::Connect:
-      if (e.sent_after_connect_) {  // connected already; the result is the send's
-        if (e.connect_send_aborted_) {
+      if (e.connect_send_ != SocketAsyncEventArgs::connect_send::none) {  // the send's result
+        if (e.connect_send_ == SocketAsyncEventArgs::connect_send::aborted) {
           e.error_ = SocketError::OperationAborted;
           e.bytes_ = 0;
         }
@@ -95,7 +96,7 @@ void Socket::take_results(SocketAsyncEventArgs& e) {
 // pending (Completed is raised when it completes); false when it completed inline (the caller
 // then reports it at once).
 bool Socket::send_connect_buffer(SocketAsyncEventArgs& e) noexcept {
-  e.sent_after_connect_ = true;
+  e.connect_send_ = SocketAsyncEventArgs::connect_send::sending;
   if (!disposed_ && sock_.is_open()) {
     after_connect(true);
     e.connect_socket_ = weak_from_this().lock();
@@ -104,7 +105,7 @@ bool Socket::send_connect_buffer(SocketAsyncEventArgs& e) noexcept {
     } catch (...) {
     }
   }
-  e.connect_send_aborted_ = true;  // closed before the send could start: nothing went out
+  e.connect_send_ = SocketAsyncEventArgs::connect_send::aborted;  // nothing went out
   return false;
 }
 
@@ -124,9 +125,10 @@ std::shared_ptr<Socket> Socket::take_accepted(ringsock::socket_args& a,
 void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noexcept {
   auto& e = *static_cast<SocketAsyncEventArgs*>(target);
   Socket& sender = *e.sender_;
-  const bool send_now = std::exchange(e.send_after_connect_, false) &&
-                        e.last_op_ == SocketAsyncOperation::Connect && !e.args_.error();
-  if (send_now && sender.send_connect_buffer(e)) return;
+  if (e.connect_send_ == connect_send::due) {
+    if (!e.args_.error() && sender.send_connect_buffer(e)) return;  // Completed after the send
+    if (e.connect_send_ == connect_send::due) e.connect_send_ = connect_send::none;  // it failed
+  }
   std::shared_ptr<Socket> hold = std::move(e.sender_hold_);
   sender.op_ended();
   sender.take_results(e);
@@ -137,7 +139,7 @@ void SocketAsyncEventArgs::on_complete(ringsock::socket_args&, void* target) noe
 void SocketAsyncEventArgs::on_abandon(ringsock::socket_args&, void* target) noexcept {
   auto& e = *static_cast<SocketAsyncEventArgs*>(target);
   e.in_use_ = false;
-  e.send_after_connect_ = false;
+  e.connect_send_ = connect_send::none;
   e.error_ = compat::SocketError::OperationAborted;
   e.sender_->op_ended();
   e.sender_hold_.reset();
@@ -195,8 +197,8 @@ bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
   e.args_.set_remote_endpoint(e.RemoteEndPoint()->native());
   // .NET sends the buffer once connected (ConnectEx's send buffer); BytesTransferred counts it.
   e.args_.set_buffer(e.window());
-  e.sent_after_connect_ = e.connect_send_aborted_ = false;
-  e.send_after_connect_ = e.Count() > 0;
+  e.connect_send_ = e.Count() > 0 ? SocketAsyncEventArgs::connect_send::due
+                                  : SocketAsyncEventArgs::connect_send::none;
   return start(e, SocketAsyncOperation::Connect, &detail::start_args<detail::connect_op>);
 }
 

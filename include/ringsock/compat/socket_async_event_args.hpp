@@ -111,11 +111,15 @@ class SocketAsyncEventArgs {
   bool reuse_ = false;
   bool in_use_ = false;
   bool disposed_ = false;
-  // ConnectAsync with a buffer: the send of that buffer follows the connect (.NET sends it once
-  // connected); set while the connect is pending, cleared when the send starts.
-  bool send_after_connect_ = false;
-  bool sent_after_connect_ = false;  // the result in args_ is that send's
-  bool connect_send_aborted_ = false;  // the socket closed before that send could start
+  // ConnectAsync with a buffer: .NET sends that buffer once connected. The stages of one such
+  // ConnectAsync; `none` for every other operation.
+  enum class connect_send : unsigned char {
+    none,
+    due,      // the connect is pending; its buffer goes out when it succeeds
+    sending,  // connected; the result in args_ is the send's
+    aborted,  // connected, but the socket closed before the send could start
+  };
+  connect_send connect_send_ = connect_send::none;
 };
 
 }  // namespace ringsock::compat
