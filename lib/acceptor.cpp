@@ -33,6 +33,10 @@ acceptor::acceptor(io_context& ctx, int fd, std::size_t capacity)
       ready_(ring_size_for(capacity_), -1),
       accept_(this),
       backoff_(this) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+    kind_ = type == SOCK_STREAM ? socket_core::kind_stream : socket_core::kind_other;
   hook_.stop = [](void* a) noexcept { static_cast<acceptor*>(a)->stop_accepting(); };
   hook_.has_waiters = [](const void* a) noexcept {
     return static_cast<const acceptor*>(a)->has_waiters();
@@ -248,22 +252,14 @@ void acceptor::maybe_free() noexcept {
 void acceptor::watch(io_request& r, const io_options& o) {
   r.cancel_ = &acceptor::on_wait_cancel;
   r.cqes_left_ = 1;
-  if (o.timeout.count() > 0) {
-    r.timer_.ts_ = to_timespec(o.timeout.count());
-    r.timer_.on_cqe_ = &acceptor::on_wait_timer;
-    io_uring_sqe* sqe = access::ring_of(ctx_).reserve_sqes(1);
-    io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);
-    io_uring_sqe_set_data(sqe, &r.timer_);
-    access::ring_of(ctx_).expect_cqes();
-    r.timer_armed_ = true;
-    r.cqes_left_ = 2;
-  }
+  if (o.timeout.count() > 0) arm_wait_timer(r, o.timeout.count(), &acceptor::on_wait_timer);
   if (o.stop.stop_possible()) r.watch(o.stop);
 }
 
 bool acceptor::start(io_request& r, const io_options& o) {
   access::track(ctx_, r);
   accept_op& op = op_of(r);
+  op.kind = kind_;
   op.fd = -1;
   op.second_round = false;
   op.source = nullptr;
@@ -311,7 +307,7 @@ void acceptor::first_receive(io_request& r, int fd) noexcept {
 void acceptor::on_first_receive(operation* op, int res, std::uint32_t) noexcept {
   auto& r = *static_cast<io_request*>(op);
   r.res_ = res;
-  remove_timer(r);
+  remove_wait_timer(r);
   r.count_down();
 }
 
@@ -322,16 +318,8 @@ void acceptor::hand_over(io_request& r, int res) noexcept {
     return;
   }
   r.res_ = res;
-  remove_timer(r);
+  remove_wait_timer(r);
   r.count_down();
-}
-
-// The delivery came first: ask the kernel to drop the waiter's timer (its own CQE still comes).
-void acceptor::remove_timer(io_request& r) noexcept {
-  if (!r.timer_armed_) return;
-  io_uring_sqe* sqe = access::ring_of(*r.ctx_).reserve_sqes(1);
-  io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
-  io_uring_sqe_set_data64(sqe, 0);
 }
 
 void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
@@ -366,7 +354,7 @@ void acceptor::on_wait_cancel(io_request* r) noexcept {
 void acceptor::cancel_waiter(void* p) noexcept {
   auto& r = *static_cast<io_request*>(p);
   r.res_ = -ECANCELED;
-  remove_timer(r);
+  remove_wait_timer(r);
   r.count_down();
 }
 

@@ -90,7 +90,6 @@ class acceptor {
   static void on_first_receive(operation* op, int res, std::uint32_t flags) noexcept;
   static void on_wait_cancel(io_request* r) noexcept;
   static void cancel_waiter(void* r) noexcept;
-  static void remove_timer(io_request& r) noexcept;
 
   void arm() noexcept;
   void maybe_arm() noexcept;
@@ -118,6 +117,7 @@ class acceptor {
   unsigned in_handler_ = 0;   // re-entrancy guard: a handler resumed a coroutine
   unsigned backoff_ms_ = 0;
   int fatal_ = 0;
+  signed char kind_ = socket_core::kind_unknown;  // of the connections it accepts
   bool in_kernel_ = false;    // the (multishot) accept is armed
   bool cancel_sent_ = false;  // ... and asked to stop (queue full)
   bool backing_off_ = false;

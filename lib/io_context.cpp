@@ -48,6 +48,8 @@ io_context::io_context(const params& p)
   spawned_.next = spawned_.prev = &spawned_;
   cores_.next = cores_.prev = &cores_;
   ready_.reserve(256);
+  receive_queue_limit_ = p.receive_queue_limit ? p.receive_queue_limit : 1;
+  ring_.setup_buffers(p.receive_buffers, p.receive_buffer_size);
 }
 
 io_context::~io_context() {
@@ -57,7 +59,9 @@ io_context::~io_context() {
 
 io_stats io_context::stats() const noexcept {
   const detail::ring_counters& c = ring_.counters();
-  return {c.sqes_submitted, c.enter_calls, c.cqes, inline_completions_, tasks_ended_by_io_error_};
+  const detail::buffer_ring& b = ring_.buffers();
+  return {c.sqes_submitted, c.enter_calls, c.cqes, inline_completions_, tasks_ended_by_io_error_,
+          b.total(), b.lent(), buffer_shortages_};
 }
 
 void io_context::spawn(task<void> t) {
@@ -123,6 +127,8 @@ detail::socket_core* io_context::make_core(int fd) {
   auto* c = new detail::socket_core;
   c->ctx = this;
   c->fd = fd;
+  c->rx.op.core = c;
+  c->rx.op.ctx = this;
   c->prev = cores_.prev;
   c->next = &cores_;
   cores_.prev->next = c;
@@ -134,8 +140,9 @@ void io_context::free_retired_cores() noexcept {
   detail::socket_core* c = mailbox_.take_retired();
   while (c) {
     detail::socket_core* next = c->retired_next;
-    unlink_core(c);
-    delete c;
+    if (c->fd >= 0) detail::close_core(*c);  // its owner closed it on another thread
+    c->owned = false;
+    detail::free_core_if_unused(c);  // else the last operation armed on it frees it
     c = next;
   }
 }

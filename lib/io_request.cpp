@@ -26,6 +26,25 @@ void io_request::on_timer_cqe(operation* op, int res, std::uint32_t) noexcept {
 
 void io_request::cancel_sqe(io_request* r) noexcept { access::ring_of(*r->ctx_).prep_cancel(r); }
 
+void arm_wait_timer(io_request& r, std::int64_t ns, operation::cqe_fn on_timer) noexcept {
+  r.timer_.ts_ = to_timespec(ns);
+  r.timer_.on_cqe_ = on_timer;
+  ring& rg = access::ring_of(*r.ctx_);
+  io_uring_sqe* sqe = rg.reserve_sqes(1);
+  io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);
+  io_uring_sqe_set_data(sqe, &r.timer_);
+  rg.expect_cqes();
+  r.timer_armed_ = true;
+  ++r.cqes_left_;
+}
+
+void remove_wait_timer(io_request& r) noexcept {
+  if (!r.timer_armed_) return;
+  io_uring_sqe* sqe = access::ring_of(*r.ctx_).reserve_sqes(1);
+  io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
 void io_request::watch(const std::stop_token& tok) {
   stop_.emplace(tok, stop_request{this});
 }

@@ -31,7 +31,26 @@ ring::ring(unsigned sq_entries, unsigned cq_entries) {
   features_.registered_ring_fd = io_uring_register_ring_fd(&uring_) == 1;
 }
 
-ring::~ring() { io_uring_queue_exit(&uring_); }
+ring::~ring() {
+  buffers_.unregister(uring_);
+  io_uring_queue_exit(&uring_);
+}
+
+void ring::setup_buffers(unsigned count, unsigned size) noexcept {
+  if (count == 0) return;
+  // Multishot receive came with 6.0, as did IORING_OP_SEND_ZC, which the probe can see.
+  if (io_uring_probe* p = io_uring_get_probe_ring(&uring_)) {
+    features_.multishot_receive = io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
+    io_uring_free_probe(p);
+  }
+  if (!features_.multishot_receive) return;
+  if (buffers_.setup(uring_, count, size) != 0) {
+    features_.multishot_receive = false;
+    return;
+  }
+  features_.buffer_ring = true;
+  features_.incremental_buffers = buffers_.incremental();
+}
 
 void ring::prep_cancel(const void* target) noexcept {
   io_uring_sqe* sqe = reserve_sqes(1);
@@ -60,7 +79,10 @@ void ring::prep_close(int fd) noexcept {
 void ring::flush() noexcept {
   if (io_uring_sq_ready(&uring_) == 0) return;
   before_submit();
-  count_enter(io_uring_submit(&uring_));
+  // And runs the task work the submission queued (DEFER_TASKRUN runs it only when asked): a
+  // cancel then really ends its target now, so a close through the ring releases the socket
+  // even when the loop does not run again soon.
+  count_enter(io_uring_submit_and_get_events(&uring_));
 }
 
 void ring::enter(bool wait) noexcept {

@@ -23,7 +23,12 @@ shutdown_report io_context::shutdown_gracefully(std::chrono::milliseconds grace)
   auto idle_or_cancel = [](void* self) {
     auto* c = static_cast<io_context*>(self);
     if (!c->busy()) return true;
-    if (c->pending_requests_ > 0) c->ring_.prep_cancel_all();
+    if (c->pending_requests_ > 0) {
+      c->ring_.prep_cancel_all();
+      // Receives waiting in a socket's FIFO are not in the kernel: cancel them one by one.
+      for (detail::socket_core* s = c->cores_.next; s != &c->cores_; s = s->next)
+        if (s->rx.waiters) detail::cancel_receive_waiters(*s);
+    }
     return false;
   };
   auto until = start + grace;
@@ -81,11 +86,15 @@ void io_context::orphan_cores() noexcept {
     detail::socket_core* c = cores_.next;
     unlink_core(c);
     c->ctx = nullptr;
+    ++c->armed;  // abandoning its receives may release the last hold on it
     const int fd = std::exchange(c->fd, -1);
     if (detail::acceptor* a = std::exchange(c->listener, nullptr))
       detail::close_listener(a);  // owns fd: closes it, and frees itself, after its last CQE
     else if (fd >= 0)
       ::close(fd);  // the kernel keeps its own reference for what is still in flight
+    detail::abandon_receiver(*c);
+    --c->armed;
+    detail::free_core_if_unused(c);
   }
 }
 

@@ -21,6 +21,8 @@ socket::socket(io_context& ctx, address_family family, socket_type type, protoco
                     static_cast<int>(proto));
   if (fd < 0) throw_errno("ringsock: socket");
   core_ = detail::access::make_core(ctx, fd);
+  core_->kind = type == socket_type::stream ? detail::socket_core::kind_stream
+                                            : detail::socket_core::kind_other;
 }
 
 socket::socket(io_context& ctx, int fd) noexcept : core_(detail::access::make_core(ctx, fd)) {}
@@ -53,24 +55,14 @@ io_context& socket::context() const {
 
 void socket::close() noexcept {
   if (!is_open()) return;
-  detail::socket_core& c = *core_;
-  // From here on no round of a pending operation may use the number (it may be reused).
-  const int fd = std::exchange(c.fd, -1);
-  if (detail::acceptor* a = std::exchange(c.listener, nullptr)) {
-    a->close();  // owns fd now; frees it after its last CQE
+  io_context* ctx = core_->ctx;
+  if (ctx && !ctx->running_in_this_thread()) {
+    // Another thread (a compat Socket dropped after EndX there): its receive side may be
+    // running on the loop's thread right now, so the loop closes and frees the core.
+    detail::access::retire_core(*ctx, std::exchange(core_, nullptr));
     return;
   }
-  io_context& ctx = *c.ctx;
-  if (c.armed == 0 || detail::access::draining(ctx)) {
-    ::close(fd);  // nothing in the kernel refers to it (or everything is being cancelled)
-    return;
-  }
-  // A request in flight holds its own reference to the file, so closing the number alone would
-  // not stop it. Cancel by fd, then close, both through the ring and in this order: the cancel
-  // matches before the number can be reused.
-  detail::access::ring_of(ctx).prep_cancel_fd(fd);
-  detail::access::ring_of(ctx).prep_close(fd);
-  if (!detail::access::in_loop(ctx)) detail::access::ring_of(ctx).flush();  // nobody would submit it until the next run
+  detail::close_core(*core_);
 }
 
 socket socket::listen(io_context& ctx, const endpoint& ep, int backlog) {
@@ -157,6 +149,27 @@ std::size_t socket::accept_queue_size() const noexcept {
 }
 
 namespace detail {
+
+void close_core(socket_core& c) noexcept {
+  // From here on no round of a pending operation may use the number (it may be reused).
+  const int fd = std::exchange(c.fd, -1);
+  if (acceptor* a = std::exchange(c.listener, nullptr)) {
+    a->close();  // owns fd now; frees it after its last CQE
+    return;
+  }
+  io_context& ctx = *c.ctx;
+  close_receiver(c);
+  if (c.armed == 0 || access::draining(ctx)) {
+    ::close(fd);  // nothing in the kernel refers to it (or everything is being cancelled)
+    return;
+  }
+  // A request in flight holds its own reference to the file, so closing the number alone would
+  // not stop it. Cancel by fd, then close, both through the ring and in this order: the cancel
+  // matches before the number can be reused.
+  access::ring_of(ctx).prep_cancel_fd(fd);
+  access::ring_of(ctx).prep_close(fd);
+  if (!access::in_loop(ctx)) access::ring_of(ctx).flush();  // nobody would submit it until the next run
+}
 
 void free_core_if_unused(socket_core* c) noexcept {
   if (c->owned || c->armed != 0) return;

@@ -93,6 +93,7 @@ void socket_args::store(const detail::accept_op& op) noexcept {
     return;
   }
   accept_socket_ = socket(*req_.ctx_, fd);
+  detail::access::core(accept_socket_)->kind = op.kind;
   transferred_ = op.buf.empty() ? 0 : static_cast<std::size_t>(res);
   remote_from_peer_ = true;
 }

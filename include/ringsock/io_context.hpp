@@ -36,6 +36,9 @@ struct io_stats {
   std::uint64_t cqes = 0;                // completions reaped
   std::uint64_t inline_completions = 0;  // operations that completed with no SQE and no suspension
   std::uint64_t tasks_ended_by_io_error = 0;  // spawned tasks a socket_error ended (see spawn)
+  std::uint32_t buffers_total = 0;       // receive buffers in the provided-buffer ring
+  std::uint32_t buffers_lent = 0;        // ... out of it: holding received bytes not yet taken
+  std::uint64_t buffer_shortages = 0;    // multishot receives the ring ran dry for (ENOBUFS)
 };
 
 // What io_context::shutdown_gracefully found and did.
@@ -70,6 +73,14 @@ class io_context {
     unsigned sq_entries = 256;
     unsigned cq_entries = 8192;  // keep above the number of operations in flight
     std::size_t max_posted = 65536;  // post() items waiting for the loop, at most
+    // The provided-buffer ring stream receives take their bytes from (0 buffers: none; each
+    // receive then has an SQE of its own into the caller's buffer). Rounded up to a power of
+    // two, at most 32768.
+    unsigned receive_buffers = 256;
+    unsigned receive_buffer_size = 32 * 1024;
+    // Received pieces a stream socket may hold before anyone asks; at the limit its multishot
+    // receive stops (the kernel's socket buffer holds the rest) until half of them are taken.
+    unsigned receive_queue_limit = 8;
   };
 
   // Throws ring_setup_error (with the cause and the remedy in what()) when io_uring is
@@ -251,6 +262,8 @@ class io_context {
   std::size_t guards_ = 0;
   std::uint64_t inline_completions_ = 0;
   std::uint64_t tasks_ended_by_io_error_ = 0;
+  std::uint64_t buffer_shortages_ = 0;
+  unsigned receive_queue_limit_ = 8;
   bool draining_ = false;
   bool in_loop_ = false;
   detail::spawned_link spawned_;  // sentinel of the spawned-task list
@@ -275,6 +288,10 @@ void detail::access::submit_round(io_context& c, io_request& r, Prep&& prep) {
 inline void detail::access::track(io_context& c, io_request& r) noexcept { c.track(r); }
 inline void detail::access::untrack(io_context& c, io_request& r) noexcept { c.untrack(r); }
 inline void detail::access::count_inline(io_context& c) noexcept { ++c.inline_completions_; }
+inline void detail::access::count_buffer_shortage(io_context& c) noexcept { ++c.buffer_shortages_; }
+inline unsigned detail::access::receive_queue_limit(const io_context& c) noexcept {
+  return c.receive_queue_limit_;
+}
 inline void detail::access::defer(io_context& c, void (*fn)(void*), void* arg) { c.defer(fn, arg); }
 inline bool detail::access::draining(const io_context& c) noexcept { return c.draining_; }
 inline bool detail::access::in_loop(const io_context& c) noexcept { return c.in_loop_; }

@@ -34,6 +34,8 @@ struct access {
   static void track(io_context& c, io_request& r) noexcept;
   static void untrack(io_context& c, io_request& r) noexcept;
   static void count_inline(io_context& c) noexcept;
+  static void count_buffer_shortage(io_context& c) noexcept;
+  static unsigned receive_queue_limit(const io_context& c) noexcept;
   // Runs fn(arg) on a following loop turn (never on the caller's stack).
   static void defer(io_context& c, void (*fn)(void*), void* arg);
   // Is the context being destroyed (completions then release and tell nobody)?

@@ -91,6 +91,12 @@ struct io_request : operation {
   void watch(const std::stop_token& tok);
 };
 
+// A request that waits outside the kernel (in a listener's or a socket's FIFO) for `ns`: a plain
+// timer whose CQE (handled by on_timer) is one more the request waits for.
+void arm_wait_timer(io_request& r, std::int64_t ns, operation::cqe_fn on_timer) noexcept;
+// The wait ended first: asks the kernel to drop that timer (its own CQE still comes).
+void remove_wait_timer(io_request& r) noexcept;
+
 // A stop request reached the context's thread: mark the request and cancel it.
 void cancel_now(io_request* r) noexcept;
 

@@ -8,6 +8,7 @@
 //   reap       every CQE is dispatched to the operation its user_data names (operation::done),
 //              in the kernel's order, exactly once, also when a callback re-enters the loop
 //   counters   ring_counters; cqes_due() = CQEs still to come that refer to live memory
+//   buffers    the provided-buffer ring (detail/buffer_ring.hpp) receives take their bytes from
 //   faults     the test-only fault plan sees every SQE before the kernel does
 #pragma once
 
@@ -21,6 +22,7 @@
 #include <exception>
 #include <thread>
 
+#include "ringsock/detail/buffer_ring.hpp"
 #include "ringsock/detail/operation.hpp"
 #ifdef RINGSOCK_FAULT_INJECTION
 #include "ringsock/testing/fault_plan.hpp"
@@ -34,6 +36,9 @@ struct ring_features {
   bool defer_taskrun = false;
   bool coop_taskrun = false;
   bool registered_ring_fd = false;
+  bool buffer_ring = false;          // receives take their buffers from a provided-buffer ring
+  bool incremental_buffers = false;  // ... consumed incrementally (IOU_PBUF_RING_INC, 6.12+)
+  bool multishot_receive = false;    // stream receives run as one persistent multishot (6.0+)
 };
 
 }  // namespace ringsock
@@ -51,6 +56,11 @@ class ring {
   // Throws ring_setup_error (cause and remedy in what()) when io_uring is unavailable.
   ring(unsigned sq_entries, unsigned cq_entries);
   ~ring();
+  // Registers the provided-buffer ring (count buffers of size bytes; count 0: none). A refusal
+  // is not an error: receives then go without it, and features() says so.
+  void setup_buffers(unsigned count, unsigned size) noexcept;
+  buffer_ring& buffers() noexcept { return buffers_; }
+  const buffer_ring& buffers() const noexcept { return buffers_; }
   ring(const ring&) = delete;
   ring& operator=(const ring&) = delete;
 
@@ -72,7 +82,8 @@ class ring {
   void prep_cancel_all() noexcept;                 // every request in the kernel
   void prep_close(int fd) noexcept;
 
-  // Submits what is prepared (nothing when nothing is).
+  // Submits what is prepared (nothing when nothing is) and runs the task work it queued; the
+  // CQEs are reaped by the next enter.
   void flush() noexcept;
   // Submits and, with `wait`, blocks for at least one CQE; then reaps.
   void enter(bool wait) noexcept;
@@ -100,6 +111,7 @@ class ring {
   }
 
   io_uring uring_{};
+  buffer_ring buffers_;  // after uring_: its memory outlives the io_uring
   std::thread::id owner_ = std::this_thread::get_id();  // SQEs are prepared on this thread only
   ring_features features_{};
   ring_counters counters_{};

@@ -64,7 +64,9 @@ class accept_awaiter : public op_awaiter<accept_op> {
   using op_awaiter::op_awaiter;
   socket await_resume() const {
     const int fd = op_awaiter::await_resume();
-    return socket(*req_.ctx_, fd);
+    socket s(*req_.ctx_, fd);
+    access::core(s)->kind = op_.kind;  // no SO_TYPE query at its first receive
+    return s;
   }
 };
 

@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "ringsock/detail/frame_allocator.hpp"
+#include "ringsock/detail/stream_receiver.hpp"
 
 namespace ringsock {
 class io_context;
@@ -23,21 +24,29 @@ class acceptor;
 //    in steady state).
 // A context that is destroyed first closes the descriptors of the cores still owned and
 // orphans them (ctx = nullptr): the socket objects then hold closed, context-less handles.
-// Only the context's thread touches a core while its context lives; a socket object released on
-// another thread (a compat Socket dropped after EndX there) hands its core to the context's
-// mailbox, which frees it on the context's thread.
+// Only the context's thread touches a core while its context lives; a socket object closed or
+// released on another thread (a compat Socket dropped after EndX there) hands its core to the
+// context's mailbox, which closes and frees it on the context's thread.
 struct socket_core : frame_allocated {
+  // What receive_async runs on: unknown (asked with SO_TYPE at the first receive), a stream
+  // (the stream receiver), or anything else (one SQE per receive).
+  static constexpr signed char kind_unknown = 0, kind_stream = 1, kind_other = -1;
+
   io_context* ctx = nullptr;      // null once the context is gone
   int fd = -1;                    // -1 once closed
-  unsigned armed = 0;             // requests armed on fd that have not finished
+  unsigned armed = 0;             // requests and own multishots armed on fd, not finished
+  signed char kind = kind_unknown;
   bool owned = true;              // a socket object holds it
   acceptor* listener = nullptr;   // the accept side, from listen() on
   std::size_t accept_capacity = 64;
   socket_core* prev = nullptr;    // the context's list of live cores
   socket_core* next = nullptr;
   socket_core* retired_next = nullptr;  // the mailbox's list of cores to free
+  stream_receiver rx;             // the receive side of a stream socket
 };
 
+// Closes the socket behind the core (on the context's thread; see socket::close).
+void close_core(socket_core& c) noexcept;
 // The last owner (socket object or operation) let go: recycle the core.
 void free_core_if_unused(socket_core* c) noexcept;
 // The listener's socket closes: see acceptor::close.

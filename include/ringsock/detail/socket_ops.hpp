@@ -40,16 +40,35 @@ struct connect_op {
   void value(const io_request&) const noexcept {}
 };
 
+// A stream socket's receive is served by its stream_receiver (detail/stream_receiver.hpp): from
+// the bytes a persistent multishot receive already queued (inline: no SQE, no system call), or
+// by waiting in the socket's FIFO of receives. Other sockets (datagrams, or a context without a
+// buffer ring) get one SQE into the caller's buffer. The fields after `readiness` are the
+// receiver's bookkeeping while the request waits.
 struct receive_op {
   static constexpr const char* name = "receive_async";
   static constexpr const char* what = "ringsock: receive";
   std::span<std::byte> buf;
+  bool readiness = false;          // an empty buffer waits for data and takes none (compat)
+  socket_core* source = nullptr;   // the socket whose FIFO it waits in, while it waits
+  io_request* next = nullptr;      // that FIFO
+
+  receive_op() noexcept = default;
+  explicit receive_op(std::span<std::byte> b, bool ready = false) noexcept : buf(b), readiness(ready) {}
+  // A copy takes the operands only: it is never in a FIFO, whatever the original is doing.
+  receive_op(const receive_op& o) noexcept : buf(o.buf), readiness(o.readiness) {}
+  receive_op& operator=(const receive_op&) = delete;
+  // Only when it dies unfinished (its frame is destroyed with the context): leaves the FIFO.
+  ~receive_op();
   void check() const {
-    if (buf.empty())
+    if (buf.empty() && !readiness)
       throw std::invalid_argument("ringsock: receive_async: empty buffer (0 bytes means end of stream)");
   }
-  void prep(io_uring_sqe* sqe, int fd) noexcept { io_uring_prep_recv(sqe, fd, buf.data(), buf.size(), 0); }
-  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+  // The single-shot form: into the caller's buffer, or (readiness) a poll for input.
+  void prep(io_uring_sqe* sqe, int fd) noexcept;
+  std::size_t value(const io_request& r) const noexcept {
+    return buf.empty() ? 0 : static_cast<std::size_t>(r.res_);
+  }
 };
 
 // MSG_NOSIGNAL on every send: a dead peer gives EPIPE, never SIGPIPE.
@@ -144,6 +163,7 @@ struct accept_op {
   io_request* next = nullptr;  // that FIFO
   int fd = -1;                 // with a first receive: the accepted connection
   bool second_round = false;   // the first receive is in the kernel
+  signed char kind = 0;        // the accepted socket's kind (socket_core::kind)
 
   accept_op() noexcept = default;
   accept_op(std::span<std::byte> b, bool report) noexcept : buf(b), report_errors(report) {}
@@ -175,6 +195,7 @@ void check_op(const socket_core* c, const accept_op& op);
 template <class Op>
 bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o);
 bool start_op(socket_core& c, io_request& r, accept_op& op, const io_options& o);
+bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o);
 
 // The args form's start (lib/socket_args.cpp): checks, then start_op on the args' own request
 // and operation. True: completed inline (the args hold the result, nothing will be signalled).

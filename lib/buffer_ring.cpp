@@ -1,0 +1,145 @@
+#include "ringsock/detail/buffer_ring.hpp"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <new>
+#include <utility>
+
+namespace ringsock::detail {
+
+namespace {
+// Kernel UAPI newer than liburing 2.3's header.
+constexpr std::uint16_t pbuf_ring_inc = 2;             // IOU_PBUF_RING_INC (6.12)
+constexpr std::uint32_t cqe_buf_more = 1U << 4;        // IORING_CQE_F_BUF_MORE
+constexpr unsigned max_entries = 32768;
+
+#ifdef RINGSOCK_FAULT_INJECTION
+}  // namespace
+thread_local int buffer_ring_refusal = 0;  // testing/fault_plan.hpp: refuse_buffer_ring()
+namespace {
+#endif
+
+void* map(std::size_t bytes) noexcept {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+}  // namespace
+
+buffer_ring::~buffer_ring() {
+  if (entries_) ::munmap(entries_, entries_bytes_);
+  if (base_) ::munmap(base_, base_bytes_);
+}
+
+int buffer_ring::setup(io_uring& ring, unsigned count, unsigned size) noexcept {
+  if (count == 0 || size == 0) return -EINVAL;
+#ifdef RINGSOCK_FAULT_INJECTION
+  if (int err = std::exchange(buffer_ring_refusal, 0)) return -err;
+#endif
+  unsigned n = 1;
+  while (n < count && n < max_entries) n *= 2;
+  entries_bytes_ = n * sizeof(io_uring_buf);
+  base_bytes_ = static_cast<std::size_t>(n) * size;
+  auto* entries = static_cast<io_uring_buf_ring*>(map(entries_bytes_));
+  base_ = static_cast<std::byte*>(map(base_bytes_));
+  next_offset_.reset(new (std::nothrow) std::uint32_t[n]());
+  pieces_.reset(new (std::nothrow) std::uint16_t[n]());
+  out_.reset(new (std::nothrow) bool[n]());
+  if (!entries || !base_ || !next_offset_ || !pieces_ || !out_) {
+    if (entries) ::munmap(entries, entries_bytes_);
+    return -ENOMEM;
+  }
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uintptr_t>(entries);
+  reg.ring_entries = n;
+  reg.bgid = group;
+  reg.pad = pbuf_ring_inc;  // `flags` in newer headers
+  int r = io_uring_register_buf_ring(&ring, &reg, 0);
+  incremental_ = r == 0;
+  if (r == -EINVAL) {  // a kernel before 6.12: whole buffers per completion
+    reg.pad = 0;
+    r = io_uring_register_buf_ring(&ring, &reg, 0);
+  }
+  if (r != 0) {
+    ::munmap(entries, entries_bytes_);
+    incremental_ = false;
+    return r;
+  }
+  entries_ = entries;
+  registered_ = true;
+  count_ = n;
+  size_ = size;
+  io_uring_buf_ring_init(entries_);
+  const int mask = io_uring_buf_ring_mask(n);
+  for (unsigned i = 0; i < n; ++i)
+    io_uring_buf_ring_add(entries_, base_ + static_cast<std::size_t>(i) * size, size,
+                          static_cast<unsigned short>(i), mask, static_cast<int>(i));
+  io_uring_buf_ring_advance(entries_, static_cast<int>(n));
+  return 0;
+}
+
+void buffer_ring::unregister(io_uring& ring) noexcept {
+  if (registered_) io_uring_unregister_buf_ring(&ring, group);
+  registered_ = false;
+}
+
+buffer_piece buffer_ring::take(std::uint32_t cqe_flags, std::uint32_t len) noexcept {
+  buffer_piece p;
+  p.bid = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+  p.len = len;
+  ++pieces_[p.bid];
+  if (incremental_) {
+    p.offset = next_offset_[p.bid];
+    next_offset_[p.bid] += len;
+    if (cqe_flags & cqe_buf_more) return p;  // the kernel goes on filling this buffer
+  }
+  out_[p.bid] = true;
+  ++lent_;
+  return p;
+}
+
+bool buffer_ring::release(const buffer_piece& p) noexcept {
+  if (--pieces_[p.bid] != 0 || !out_[p.bid]) return false;
+  put_back(p.bid);
+  return true;
+}
+
+void buffer_ring::put_back(std::uint16_t bid) noexcept {
+  out_[bid] = false;
+  next_offset_[bid] = 0;
+  --lent_;
+  io_uring_buf_ring_add(entries_, base_ + static_cast<std::size_t>(bid) * size_, size_, bid,
+                        io_uring_buf_ring_mask(count_), 0);
+  io_uring_buf_ring_advance(entries_, 1);
+}
+
+void buffer_ring::wait(buffer_waiter& w) noexcept {
+  if (w.waiting) return;
+  w.waiting = true;
+  w.next = waiters_;
+  waiters_ = &w;
+}
+
+void buffer_ring::unwait(buffer_waiter& w) noexcept {
+  if (!w.waiting) return;
+  for (buffer_waiter** p = &waiters_; *p; p = &(*p)->next) {
+    if (*p != &w) continue;
+    *p = w.next;
+    break;
+  }
+  w.waiting = false;
+  w.next = nullptr;
+}
+
+void buffer_ring::wake_waiters() noexcept {
+  buffer_waiter* all = waiters_;
+  waiters_ = nullptr;
+  while (buffer_waiter* w = all) {
+    all = w->next;
+    w->next = nullptr;
+    w->waiting = false;
+    w->wake(w);  // may wait again
+  }
+}
+
+}  // namespace ringsock::detail

@@ -1,0 +1,397 @@
+// The receive operation: the stream receiver (detail/stream_receiver.hpp has its state table)
+// and, for every other socket, one SQE into the caller's buffer.
+#include "ringsock/detail/stream_receiver.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "ringsock/detail/socket_ops.hpp"
+#include "ringsock/io_context.hpp"
+
+namespace ringsock::detail {
+
+namespace {
+
+receive_op& op_of(io_request& r) noexcept { return *static_cast<receive_op*>(r.op_); }
+buffer_ring& buffers_of(io_context& ctx) noexcept { return access::ring_of(ctx).buffers(); }
+
+void on_receive(operation* op, int res, std::uint32_t flags) noexcept;
+void on_wait_timer(operation* op, int res, std::uint32_t flags) noexcept;
+void on_wait_cancel(io_request* r) noexcept;
+void cancel_waiter(void* r) noexcept;
+void wake_starved(buffer_waiter* w) noexcept;
+void maybe_arm(socket_core& c) noexcept;
+
+// The first receive decides: a stream socket (SOCK_STREAM) of a context with a buffer ring.
+bool uses_receiver(socket_core& c) noexcept {
+  if (c.kind == socket_core::kind_unknown) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    const bool stream = ::getsockopt(c.fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+    c.kind = stream ? socket_core::kind_stream : socket_core::kind_other;
+  }
+  return c.kind == socket_core::kind_stream && access::ring_of(*c.ctx).features().multishot_receive;
+}
+
+// A buffer went back to the ring: receivers starved by ENOBUFS re-arm on a following turn (not
+// here, in the middle of someone's copy).
+void deferred_wake(void* ctx) noexcept { buffers_of(*static_cast<io_context*>(ctx)).wake_waiters(); }
+
+void give_back(io_context& ctx, const buffer_piece& p) noexcept {
+  buffer_ring& b = buffers_of(ctx);
+  if (b.release(p) && b.has_waiters() && b.available() == 1) access::defer(ctx, &deferred_wake, &ctx);
+}
+
+// Copies queued bytes into `out` (as much as is queued, up to out.size()).
+std::size_t copy_out(io_context& ctx, stream_receiver& rx, std::span<std::byte> out) noexcept {
+  const buffer_ring& b = buffers_of(ctx);
+  std::size_t done = 0;
+  while (done < out.size() && rx.has_data()) {
+    buffer_piece& p = rx.front();
+    const std::size_t n = std::min<std::size_t>(p.len, out.size() - done);
+    std::memcpy(out.data() + done, b.data(p), n);
+    done += n;
+    if (n < p.len) {
+      p.offset += static_cast<std::uint32_t>(n);
+      p.len -= static_cast<std::uint32_t>(n);
+      break;
+    }
+    const buffer_piece whole = p;
+    rx.pop();
+    give_back(ctx, whole);
+  }
+  return done;
+}
+
+void drop_queue(io_context& ctx, stream_receiver& rx) noexcept {
+  while (rx.has_data()) {
+    const buffer_piece p = rx.front();
+    rx.pop();
+    give_back(ctx, p);
+  }
+}
+
+// The end (after the queued bytes): an error is reported once, then end of stream, as recv(2).
+int take_end(stream_receiver& rx) noexcept {
+  const int e = rx.end;
+  if (e < 0) rx.end = 0;
+  return e;
+}
+
+void push_waiter(stream_receiver& rx, socket_core& c, io_request& r) noexcept {
+  op_of(r).next = nullptr;
+  op_of(r).source = &c;
+  if (rx.waiters_tail)
+    op_of(*rx.waiters_tail).next = &r;
+  else
+    rx.waiters = &r;
+  rx.waiters_tail = &r;
+}
+
+io_request* pop_waiter(stream_receiver& rx) noexcept {
+  io_request* w = rx.waiters;
+  rx.waiters = op_of(*w).next;
+  if (!rx.waiters) rx.waiters_tail = nullptr;
+  op_of(*w).source = nullptr;
+  op_of(*w).next = nullptr;
+  return w;
+}
+
+io_request* take_waiters(stream_receiver& rx) noexcept {
+  io_request* all = rx.waiters;
+  rx.waiters = rx.waiters_tail = nullptr;
+  for (io_request* w = all; w; w = op_of(*w).next) op_of(*w).source = nullptr;
+  return all;
+}
+
+void forget(socket_core& c, receive_op& op) noexcept {
+  stream_receiver& rx = c.rx;
+  io_request* prev = nullptr;
+  for (io_request* w = rx.waiters; w; prev = w, w = op_of(*w).next) {
+    if (w->op_ != &op) continue;
+    (prev ? op_of(*prev).next : rx.waiters) = op.next;
+    if (rx.waiters_tail == w) rx.waiters_tail = prev;
+    break;
+  }
+  op.source = nullptr;
+  op.next = nullptr;
+}
+
+void complete(io_request& w, int res) noexcept {
+  w.res_ = res;
+  remove_wait_timer(w);
+  w.count_down();  // may resume a coroutine that uses (or closes, or drops) this socket
+}
+
+// Hands queued bytes (or the end) to the waiting receives, in their order.
+void deliver(socket_core& c) noexcept {
+  stream_receiver& rx = c.rx;
+  while (rx.waiters && (rx.has_data() || rx.end != stream_receiver::no_end) && c.fd >= 0) {
+    io_context& ctx = *rx.op.ctx;
+    io_request* w = pop_waiter(rx);
+    receive_op& op = op_of(*w);
+    int res;
+    if (!rx.has_data())
+      res = take_end(rx);
+    else
+      res = static_cast<int>(copy_out(ctx, rx, op.buf));  // a readiness wait takes nothing
+    complete(*w, res);
+  }
+}
+
+// Holds the core for the duration (a resumed waiter may close or drop the socket).
+void run_deferred_delivery(void* p) noexcept {
+  auto& c = *static_cast<socket_core*>(p);
+  c.rx.deliver_due = false;
+  if (c.ctx && !access::draining(*c.ctx)) {
+    deliver(c);
+    maybe_arm(c);
+  }
+  --c.armed;
+  free_core_if_unused(&c);
+}
+
+void deliver_later(socket_core& c) noexcept {
+  if (c.rx.deliver_due) return;
+  c.rx.deliver_due = true;
+  ++c.armed;
+  access::defer(*c.ctx, &run_deferred_delivery, &c);
+}
+
+void arm(socket_core& c) noexcept {
+  stream_receiver& rx = c.rx;
+  io_context& ctx = *c.ctx;
+  ring& rg = access::ring_of(ctx);
+  io_uring_sqe* sqe = rg.reserve_sqes(1);  // may dispatch completions: look at the socket again
+  if (c.fd < 0 || rx.in_kernel) {
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, 0);
+    return;
+  }
+  io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffer_ring::group;
+  io_uring_sqe_set_data(sqe, &rx.op);
+  rg.expect_cqes();
+  ++c.armed;
+  rx.in_kernel = true;
+  rx.cancel_sent = false;
+  rx.persistent = true;
+}
+
+// One multishot in the kernel while someone waits, or (once armed) while the queue has room.
+void maybe_arm(socket_core& c) noexcept {
+  stream_receiver& rx = c.rx;
+  if (c.fd < 0 || !c.ctx || rx.in_kernel || rx.starved || rx.end != stream_receiver::no_end) return;
+  if (access::draining(*c.ctx)) return;
+  if (!rx.waiters && (!rx.persistent || rx.count > access::receive_queue_limit(*c.ctx) / 2)) return;
+  arm(c);
+}
+
+void on_receive(operation* op, int res, std::uint32_t flags) noexcept {
+  auto& m = *static_cast<stream_receiver::multishot_receive*>(op);
+  socket_core& c = *m.core;
+  stream_receiver& rx = c.rx;
+  io_context& ctx = *m.ctx;
+  const bool more = flags & IORING_CQE_F_MORE;
+  ++c.armed;  // held until the end of the handler
+  if (!more) {
+    rx.in_kernel = false;
+    --c.armed;
+  }
+  const bool open = c.fd >= 0 && !access::draining(ctx);
+  if (res > 0) {
+    const buffer_piece p = buffers_of(ctx).take(flags, static_cast<std::uint32_t>(res));
+    if (!open) {
+      give_back(ctx, p);  // closed meanwhile: nobody will read it
+    } else {
+      rx.push(p);
+      if (rx.count >= access::receive_queue_limit(ctx) && rx.in_kernel && !rx.cancel_sent &&
+          !rx.waiters) {
+        access::ring_of(ctx).prep_cancel(&rx.op);  // backpressure: the kernel's buffer holds the rest
+        rx.cancel_sent = true;
+      }
+    }
+  } else if (res == -ENOBUFS) {
+    // The ring ran dry: the connection is healthy. Wait for a buffer to come back (at once if
+    // one came back since the kernel looked).
+    access::count_buffer_shortage(ctx);
+    buffer_ring& b = buffers_of(ctx);
+    if (open && !more && b.available() == 0) {
+      rx.starved = true;
+      rx.starve.wake = &wake_starved;
+      rx.starve.owner = &c;
+      b.wait(rx.starve);
+    }
+  } else if (res == -ECANCELED) {
+    // Ours (backpressure or close), or a cancel-all of a shutdown: re-armed on demand only.
+    if (!rx.cancel_sent) rx.persistent = false;
+  } else if (open && rx.end == stream_receiver::no_end) {
+    rx.end = res;  // 0: end of stream; -errno: the connection failed
+  }
+  if (!more) rx.cancel_sent = false;
+  if (open) {
+    deliver(c);
+    maybe_arm(c);
+  }
+  --c.armed;
+  free_core_if_unused(&c);
+}
+
+void wake_starved(buffer_waiter* w) noexcept {
+  auto& c = *static_cast<socket_core*>(w->owner);
+  c.rx.starved = false;
+  maybe_arm(c);
+}
+
+void on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
+  io_request& r = *static_cast<timer_part*>(op)->owner_;
+  r.timer_armed_ = false;
+  if (res == -ETIME) {
+    r.timer_fired_ = true;
+    receive_op& o = op_of(r);
+    if (socket_core* c = o.source) {
+      forget(*c, o);
+      r.res_ = -ETIMEDOUT;
+      r.count_down();  // the delivery that will not come
+    }
+  }
+  r.count_down();
+}
+
+// Same thread as the ring. Completion is deferred to a following turn so that request_stop()
+// never runs the waiter on its stack.
+void on_wait_cancel(io_request* r) noexcept {
+  receive_op& o = op_of(*r);
+  if (socket_core* c = o.source) {
+    forget(*c, o);
+    access::defer(*r->ctx_, &cancel_waiter, r);
+  }
+}
+
+void cancel_waiter(void* p) noexcept { complete(*static_cast<io_request*>(p), -ECANCELED); }
+
+// The classic form: one SQE into the caller's buffer.
+bool start_single(socket_core& c, io_request& r, receive_op& op, const io_options& o) {
+  r.core_ = &c;
+  ++c.armed;
+  access::arm(*c.ctx, r, o, [&](io_uring_sqe* sqe) { op.prep(sqe, c.fd); });
+  return false;
+}
+
+}  // namespace
+
+stream_receiver::multishot_receive::multishot_receive() noexcept : operation(&on_receive) {}
+
+stream_receiver::stream_receiver() noexcept = default;
+
+stream_receiver::~stream_receiver() {
+  if (q != inline_q) delete[] q;
+}
+
+void stream_receiver::push(const buffer_piece& p) {
+  if (count == room) {  // CQEs that raced the backpressure cancel: never drop bytes
+    auto* bigger = new buffer_piece[2u * room];
+    for (unsigned i = 0; i < count; ++i) bigger[i] = q[(head + i) & (room - 1)];
+    if (q != inline_q) delete[] q;
+    q = bigger;
+    head = 0;
+    room = static_cast<std::uint16_t>(2u * room);
+  }
+  q[(head + count) & (room - 1)] = p;
+  ++count;
+}
+
+receive_op::~receive_op() {
+  if (source) forget(*source, *this);
+}
+
+void receive_op::prep(io_uring_sqe* sqe, int fd) noexcept {
+  if (buf.empty())
+    io_uring_prep_poll_add(sqe, fd, POLLIN);
+  else
+    io_uring_prep_recv(sqe, fd, buf.data(), buf.size(), 0);
+}
+
+bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o) {
+  r.op_ = &op;
+  r.again_ = nullptr;
+  op.source = nullptr;
+  op.next = nullptr;
+  if (!uses_receiver(c)) return start_single(c, r, op, o);
+  io_context& ctx = *c.ctx;
+  stream_receiver& rx = c.rx;
+  if (!rx.waiters) {  // the inline view: nobody waits before this receive and bytes are here
+    if (rx.has_data() || rx.end != stream_receiver::no_end) {
+      r.res_ = rx.has_data() ? static_cast<int>(copy_out(ctx, rx, op.buf)) : take_end(rx);
+      access::count_inline(ctx);
+      maybe_arm(c);  // the queue may have drained below the backpressure mark
+      return true;
+    }
+  }
+  if (o.stop.stop_requested()) {
+    r.res_ = -ECANCELED;
+    access::count_inline(ctx);
+    return true;
+  }
+  access::track(ctx, r);
+  r.core_ = &c;
+  ++c.armed;
+  r.cancel_ = &on_wait_cancel;
+  r.cqes_left_ = 1;
+  // The timer's SQE may dispatch completions (a full SQ): bytes for this socket, or its close,
+  // may arrive before the request is in the FIFO. It then completes on a following turn.
+  if (o.timeout.count() > 0) arm_wait_timer(r, o.timeout.count(), &on_wait_timer);
+  push_waiter(rx, c, r);
+  if (c.fd < 0) {
+    forget(c, op);
+    access::defer(ctx, &cancel_waiter, &r);
+  } else if (rx.has_data() || rx.end != stream_receiver::no_end) {
+    deliver_later(c);
+  } else {
+    maybe_arm(c);
+  }
+  if (o.stop.stop_possible()) r.watch(o.stop);
+  return false;
+}
+
+void close_receiver(socket_core& c) noexcept {
+  stream_receiver& rx = c.rx;
+  io_context& ctx = *c.ctx;
+  drop_queue(ctx, rx);
+  if (rx.starved) buffers_of(ctx).unwait(rx.starve);
+  rx.starved = false;
+  io_request* all = take_waiters(rx);
+  while (io_request* w = all) {
+    all = op_of(*w).next;
+    access::defer(ctx, &cancel_waiter, w);
+  }
+}
+
+void abandon_receiver(socket_core& c) noexcept {
+  stream_receiver& rx = c.rx;
+  io_context& ctx = *rx.op.ctx;
+  drop_queue(ctx, rx);
+  if (rx.starved) buffers_of(ctx).unwait(rx.starve);
+  rx.starved = false;
+  io_request* all = take_waiters(rx);
+  while (io_request* w = all) {
+    all = op_of(*w).next;
+    w->res_ = -ECANCELED;
+    w->count_down();  // resumes nobody: the context is draining
+  }
+}
+
+void cancel_receive_waiters(socket_core& c) noexcept {
+  io_request* all = take_waiters(c.rx);
+  while (io_request* w = all) {
+    all = op_of(*w).next;
+    access::defer(*c.ctx, &cancel_waiter, w);
+  }
+}
+
+}  // namespace ringsock::detail
