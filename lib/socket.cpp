@@ -1,6 +1,7 @@
 #include "ringsock/socket.hpp"
 
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -146,6 +147,21 @@ void socket::set_accept_queue_capacity(std::size_t n) {
 
 std::size_t socket::accept_queue_size() const noexcept {
   return is_listening() ? core_->listener->queued() : 0;
+}
+
+std::size_t socket::queued_bytes() const noexcept {
+  if (!is_open()) return 0;
+  const detail::stream_receiver& rx = core_->rx;
+  std::size_t n = 0;
+  for (unsigned i = 0; i < rx.count; ++i) n += rx.q[(rx.head + i) & (rx.room - 1)].len;
+  return n;
+}
+
+std::size_t socket::available() const {
+  if (!is_open()) throw socket_closed_error("available");
+  int kernel = 0;
+  if (::ioctl(core_->fd, FIONREAD, &kernel) != 0) throw_errno("ringsock: ioctl(FIONREAD)");
+  return queued_bytes() + static_cast<std::size_t>(kernel);
 }
 
 namespace detail {

@@ -135,17 +135,10 @@ void require_remote(const endpoint& ep, const char* name) {
 }
 }  // namespace
 
+// Starts `op` (already built from the args' fields) on the args' own request.
 template <class Op>
-bool start_args(socket& s, socket_args& a, const io_options& o) {
+bool start_args_with(socket& s, socket_args& a, Op op, const io_options& o) {
   socket_core* c = access::core(s);
-  // The operands, from the args' fields.
-  Op op = [&] {
-    if constexpr (std::is_same_v<Op, accept_op>) return accept_op{a.buffer_, true};
-    else if constexpr (std::is_same_v<Op, connect_op>) return connect_op{a.remote_};
-    else if constexpr (std::is_same_v<Op, send_to_op>) return send_to_op{a.buffer_, a.remote_};
-    else if constexpr (std::is_same_v<Op, receive_from_op>) return receive_from_op{a.buffer_, &a.remote_};
-    else return Op{a.buffer_};
-  }();
   check_op(c, op);
   if constexpr (std::is_same_v<Op, connect_op> || std::is_same_v<Op, send_to_op>)
     require_remote(op.to, Op::name);
@@ -159,6 +152,23 @@ bool start_args(socket& s, socket_args& a, const io_options& o) {
   }
   a.in_use_ = true;
   return false;
+}
+
+template <class Op>
+bool start_args(socket& s, socket_args& a, const io_options& o) {
+  // The operands, from the args' fields.
+  Op op = [&] {
+    if constexpr (std::is_same_v<Op, accept_op>) return accept_op{a.buffer_, true};
+    else if constexpr (std::is_same_v<Op, connect_op>) return connect_op{a.remote_};
+    else if constexpr (std::is_same_v<Op, send_to_op>) return send_to_op{a.buffer_, a.remote_};
+    else if constexpr (std::is_same_v<Op, receive_from_op>) return receive_from_op{a.buffer_, &a.remote_};
+    else return Op{a.buffer_};
+  }();
+  return start_args_with(s, a, std::move(op), o);
+}
+
+bool start_readiness(socket& s, socket_args& a, const io_options& o) {
+  return start_args_with(s, a, receive_op{{}, true}, o);
 }
 
 template bool start_args<accept_op>(socket&, socket_args&, const io_options&);

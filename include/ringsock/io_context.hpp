@@ -79,7 +79,9 @@ class io_context {
     unsigned receive_buffers = 256;
     unsigned receive_buffer_size = 32 * 1024;
     // Received pieces a stream socket may hold before anyone asks; at the limit its multishot
-    // receive stops (the kernel's socket buffer holds the rest) until half of them are taken.
+    // receive is cancelled (the kernel's socket buffer holds the rest) until half of them are
+    // taken. Pieces the kernel posted in the same burst still queue (a multishot receive
+    // retries up to 32 times per wake-up), so a socket may briefly hold up to limit + 32.
     unsigned receive_queue_limit = 8;
   };
 

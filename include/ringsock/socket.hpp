@@ -110,6 +110,12 @@ class socket {
   void set_accept_queue_capacity(std::size_t n);
   // Connections accepted and waiting for an accept_async.
   std::size_t accept_queue_size() const noexcept;
+  // Bytes a stream socket's multishot receive already took from the kernel and no receive has
+  // taken yet: while it is > 0 (and no receive waits) a receive_async completes inline.
+  std::size_t queued_bytes() const noexcept;
+  // Bytes a receive could take now: queued_bytes() plus what the kernel holds (FIONREAD).
+  // Throws socket_error (socket_closed_error when closed).
+  std::size_t available() const;
 
   int native_handle() const noexcept { return core_ ? core_->fd : -1; }
   bool is_open() const noexcept { return core_ && core_->fd >= 0; }

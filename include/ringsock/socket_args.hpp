@@ -65,6 +65,8 @@ class socket_args {
   friend struct detail::access;
   template <class Op>
   friend bool detail::start_args(socket& s, socket_args& a, const io_options& o);
+  template <class Op>
+  friend bool detail::start_args_with(socket& s, socket_args& a, Op op, const io_options& o);
   using operation_state =
       std::variant<std::monostate, detail::accept_op, detail::connect_op, detail::receive_op,
                    detail::send_op, detail::send_all_op, detail::send_to_op,

@@ -125,11 +125,13 @@ std::shared_ptr<IAsyncResult> Socket::BeginReceive(std::span<std::byte> buffer, 
   check_disposed();
   if (!buffer.data()) throw ArgumentNullException("buffer");  // .NET: before the range checks
   check_range(buffer.size(), offset, size, "size");
-  if (size == 0) throw NotSupportedException("BeginReceive: zero-byte receives are not supported.");
+  if (size == 0 && type_ != compat::SocketType::Stream)
+    throw NotSupportedException("BeginReceive: zero-byte receives need a stream socket.");
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
                                          std::move(state));
   r->args_.set_buffer(buffer.subspan(static_cast<std::size_t>(offset), static_cast<std::size_t>(size)));
-  return start_apm(r, &detail::start_args<detail::receive_op>);
+  // A zero-byte receive completes (0 bytes) once data is there, taking none of it.
+  return start_apm(r, size == 0 ? &detail::start_readiness : &detail::start_args<detail::receive_op>);
 }
 
 int Socket::EndReceive(const std::shared_ptr<IAsyncResult>& asyncResult) {

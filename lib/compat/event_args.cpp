@@ -213,9 +213,13 @@ bool Socket::ReceiveAsync(SocketAsyncEventArgs& e) {
   check_disposed();
   check_reusable(e);
   check_window(e, "ReceiveAsync");
-  if (e.Count() == 0)
-    throw NotSupportedException("ReceiveAsync: zero-byte receives are not supported.");
   e.args_.set_buffer(e.window());
+  if (e.Count() == 0) {
+    // .NET's zero-byte receive: completes (0 bytes) once data is there, taking none of it.
+    if (type_ != compat::SocketType::Stream)
+      throw NotSupportedException("ReceiveAsync: zero-byte receives need a stream socket.");
+    return start(e, SocketAsyncOperation::Receive, &detail::start_readiness);
+  }
   return start(e, SocketAsyncOperation::Receive, &detail::start_args<detail::receive_op>);
 }
 

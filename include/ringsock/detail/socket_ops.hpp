@@ -201,6 +201,12 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
 // and operation. True: completed inline (the args hold the result, nothing will be signalled).
 template <class Op>
 bool start_args(socket& s, socket_args& a, const io_options& o);
+// What start_args runs once it has built the operation from the args' fields.
+template <class Op>
+bool start_args_with(socket& s, socket_args& a, Op op, const io_options& o);
+// The same for a receive that waits for data and takes none (compat's zero-byte receive): it
+// completes with 0 bytes once a receive would not wait.
+bool start_readiness(socket& s, socket_args& a, const io_options& o);
 
 template <class Op>
 bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o) {

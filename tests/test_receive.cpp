@@ -1,0 +1,411 @@
+// The receive path (detail/stream_receiver.hpp): a persistent multishot receive into the
+// context's buffer ring per stream socket, inline completion from its queue, the FIFO order of
+// waiting receives, backpressure, ENOBUFS, the ends of a stream, and the buffer accounting.
+// Every case talks to a raw peer socket on loopback and checks the bytes it got.
+#include <doctest/doctest.h>
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+namespace rstest {
+using namespace ringsock;
+using ringsock::socket;
+using namespace std::chrono_literals;
+
+namespace {
+
+// An accepted ringsock socket and the raw descriptor of its peer.
+struct raw_pair {
+  socket server;
+  int peer = -1;
+  raw_pair() = default;
+  raw_pair(raw_pair&& o) noexcept : server(std::move(o.server)), peer(std::exchange(o.peer, -1)) {}
+  ~raw_pair() {
+    if (peer >= 0) ::close(peer);
+  }
+};
+
+raw_pair make_pair(io_context& ctx, socket& l) {
+  raw_pair p;
+  p.peer = test::blocking_connect(l.local_endpoint());
+  p.server = ctx.block_on(test::accept_one(l));
+  return p;
+}
+
+void peer_send(int fd, std::string_view s) {
+  REQUIRE(::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()));
+}
+
+// Lets the loop reap what the kernel has for a while (bytes then wait in the socket's queue).
+void settle(io_context& ctx, std::chrono::milliseconds d = 20ms) {
+  ctx.run_until([] { return false; }, d);
+}
+
+task<std::string> receive_string(socket& s, std::size_t max) {
+  std::vector<std::byte> buf(max);
+  const std::size_t n = co_await s.receive_async(buf);
+  co_return test::str({buf.data(), n});
+}
+
+// Reads until `total` bytes arrived or the stream ended.
+task<std::string> receive_all(socket& s, std::size_t total, std::size_t chunk) {
+  std::string out;
+  std::vector<std::byte> buf(chunk);
+  while (out.size() < total) {
+    const std::size_t n = co_await s.receive_async(buf);
+    if (n == 0) break;
+    out += test::str({buf.data(), n});
+  }
+  co_return out;
+}
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+  return s;
+}
+
+// Writes `data` from another thread (the loop must run to take it).
+std::thread peer_writer(int fd, std::string data) {
+  return std::thread([fd, data = std::move(data)] {
+    std::size_t off = 0;
+    while (off < data.size()) {
+      const std::size_t n = std::min<std::size_t>(4096, data.size() - off);
+      const ssize_t w = ::send(fd, data.data() + off, n, MSG_NOSIGNAL);
+      if (w <= 0) return;
+      off += static_cast<std::size_t>(w);
+    }
+  });
+}
+
+}  // namespace
+
+TEST_SUITE("receive path") {
+  TEST_CASE("this kernel gives the context a buffer ring and multishot receive") {
+    io_context ctx;
+    const ring_features& f = ctx.features();
+    MESSAGE("buffer_ring " << f.buffer_ring << ", incremental " << f.incremental_buffers
+                           << ", multishot_receive " << f.multishot_receive);
+    CHECK(f.buffer_ring);
+    CHECK(f.multishot_receive);
+    CHECK(ctx.stats().buffers_total == 256);
+    CHECK(ctx.stats().buffers_lent == 0);
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "a receive completes inline when bytes are queued: no SQE, no enter, no suspension") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "first");
+    CHECK(ctx.block_on(receive_string(p.server, 64)) == "first");  // arms the multishot
+    peer_send(p.peer, "second");
+    settle(ctx);
+    CHECK(p.server.queued_bytes() == 6);
+    CHECK(p.server.available() == 6);
+    struct seen {
+      io_stats before, after;
+      std::size_t n = 0;
+      std::array<std::byte, 64> buf{};
+    } s;
+    ctx.block_on([](socket& sock, seen& s) -> task<void> {
+      s.before = sock.context().stats();
+      s.n = co_await sock.receive_async(s.buf);
+      s.after = sock.context().stats();
+    }(p.server, s));
+    CHECK(test::str({s.buf.data(), s.n}) == "second");
+    CHECK(s.after.inline_completions == s.before.inline_completions + 1);
+    CHECK(s.after.sqes_submitted == s.before.sqes_submitted);
+    CHECK(s.after.enter_calls == s.before.enter_calls);
+    CHECK(p.server.queued_bytes() == 0);
+    CHECK(ctx.stats().buffers_lent == 0);
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "the multishot receive stays armed over 64 receives (no SQE after the first)") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "0");
+    CHECK(ctx.block_on(receive_string(p.server, 8)) == "0");
+    const io_stats before = ctx.stats();
+    std::string got = ctx.block_on([](socket& s, int peer) -> task<std::string> {
+      std::string out;
+      std::array<std::byte, 8> buf{};
+      for (int i = 0; i < 64; ++i) {
+        const char c = static_cast<char>('A' + i % 26);
+        (void)::send(peer, &c, 1, MSG_NOSIGNAL);
+        const std::size_t n = co_await s.receive_async(buf);
+        out += test::str({buf.data(), n});
+      }
+      co_return out;
+    }(p.server, p.peer));
+    CHECK(got.size() == 64);
+    CHECK(got.substr(0, 3) == "ABC");
+    CHECK(ctx.stats().sqes_submitted == before.sqes_submitted);
+    CHECK(ctx.stats().cqes >= before.cqes + 1);
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "concurrent receives on one socket complete in the order they were started") {
+    for (int round = 0; round < 2; ++round) {
+      CAPTURE(round);  // 0: the peer sends 1, 2, 3 at once; 1: one by one
+      raw_pair p = make_pair(ctx, l);
+      std::string order;
+      auto one = [](socket& s, std::string& order) -> task<void> {
+        std::array<std::byte, 1> b{};
+        const std::size_t n = co_await s.receive_async(b);
+        if (n == 1) order += static_cast<char>(b[0]);
+      };
+      for (int i = 0; i < 3; ++i) ctx.spawn(one(p.server, order));
+      settle(ctx, 5ms);
+      if (round == 0) {
+        peer_send(p.peer, "123");
+      } else {
+        for (const char* c : {"1", "2", "3"}) {
+          peer_send(p.peer, c);
+          settle(ctx, 2ms);
+        }
+      }
+      ctx.run_until([&] { return order.size() == 3; }, 2s);
+      CHECK(order == "123");
+    }
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "data then FIN gives the data, then 0 for every later receive") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "hello");
+    REQUIRE(::shutdown(p.peer, SHUT_WR) == 0);
+    settle(ctx);
+    CHECK(ctx.block_on(receive_string(p.server, 64)) == "hello");
+    CHECK(ctx.block_on(receive_string(p.server, 64)).empty());
+    CHECK(ctx.block_on(receive_string(p.server, 64)).empty());
+    CHECK(ctx.stats().buffers_lent == 0);
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "data then RST gives the data, then connection_reset once, then 0") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "x");
+    CHECK(ctx.block_on(receive_string(p.server, 8)) == "x");  // the multishot is armed
+    peer_send(p.peer, "hello");
+    settle(ctx);
+    const ::linger abort{1, 0};
+    REQUIRE(::setsockopt(p.peer, SOL_SOCKET, SO_LINGER, &abort, sizeof abort) == 0);
+    ::close(std::exchange(p.peer, -1));
+    settle(ctx);
+    CHECK(ctx.block_on(receive_string(p.server, 64)) == "hello");
+    std::array<std::byte, 8> buf{};
+    auto r = ctx.block_on([](socket& s, std::span<std::byte> b) -> task<io_result<std::size_t>> {
+      co_return co_await as_result(s.receive_async(b));
+    }(p.server, buf));
+    CHECK(r.ec == std::errc::connection_reset);
+    CHECK(ctx.block_on(receive_string(p.server, 64)).empty());
+    CHECK(ctx.stats().buffers_lent == 0);
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "a waiting receive that is cancelled or times out leaves the multishot to the next one, in order") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "a");
+    CHECK(ctx.block_on(receive_string(p.server, 8)) == "a");
+    // Timed out while waiting.
+    std::array<std::byte, 8> buf{};
+    auto timed = ctx.block_on([](socket& s, std::span<std::byte> b) -> task<io_result<std::size_t>> {
+      co_return co_await as_result(s.receive_async(b, 20ms));
+    }(p.server, buf));
+    CHECK(timed.ec == std::errc::timed_out);
+    // Cancelled while waiting, with another receive queued behind it.
+    std::stop_source stop;
+    std::error_code first;
+    std::string second;
+    ctx.spawn([](socket& s, std::stop_token tok, std::error_code& first) -> task<void> {
+      std::array<std::byte, 8> b{};
+      auto r = co_await as_result(s.receive_async(b, tok));
+      first = r.ec;
+    }(p.server, stop.get_token(), first));
+    ctx.spawn([](socket& s, std::string& out) -> task<void> {
+      out = co_await receive_string(s, 8);
+    }(p.server, second));
+    settle(ctx, 5ms);
+    stop.request_stop();
+    settle(ctx, 5ms);
+    CHECK(first == std::errc::operation_canceled);
+    peer_send(p.peer, "b");
+    ctx.run_until([&] { return !second.empty(); }, 2s);
+    CHECK(second == "b");
+    CHECK(ctx.pending_operations() == 0);
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "close() with receives waiting completes them once with operation_canceled and gives every buffer back") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "queued");
+    CHECK(ctx.block_on(receive_string(p.server, 1)) == "q");  // the rest stays queued
+    CHECK(ctx.stats().buffers_lent <= 1);
+    int canceled = 0;
+    // The queued bytes go to the first receive inline; these two wait.
+    CHECK(ctx.block_on(receive_string(p.server, 64)) == "ueued");
+    for (int i = 0; i < 2; ++i)
+      ctx.spawn([](socket& s, int& canceled) -> task<void> {
+        std::array<std::byte, 8> b{};
+        auto r = co_await as_result(s.receive_async(b));
+        if (r.ec == std::errc::operation_canceled) ++canceled;
+      }(p.server, canceled));
+    settle(ctx, 5ms);
+    peer_send(p.peer, "more");
+    p.server.close();
+    settle(ctx);
+    CHECK(canceled == 2);
+    CHECK(ctx.pending_operations() == 0);
+    CHECK(ctx.stats().buffers_lent == 0);
+    // The peer sees the close.
+    pollfd pf{p.peer, POLLIN, 0};
+    CHECK(::poll(&pf, 1, 1000) == 1);
+  }
+
+  TEST_CASE("the early-data queue stops at its limit and nothing is lost") {
+    io_context::params prm;
+    prm.receive_buffers = 64;
+    prm.receive_buffer_size = 1024;
+    prm.receive_queue_limit = 4;
+    io_context ctx(prm);
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    raw_pair p = make_pair(ctx, l);
+    p.server.set_receive_buffer_size(256 * 1024);
+    peer_send(p.peer, "!");
+    CHECK(ctx.block_on(receive_string(p.server, 8)) == "!");
+    const std::string data = pattern(200 * 1024);
+    std::thread w = peer_writer(p.peer, data);
+    settle(ctx, 100ms);
+    const std::size_t queued = p.server.queued_bytes();
+    MESSAGE("queued " << queued << " bytes, kernel holds " << p.server.available() - queued
+                      << ", lent " << ctx.stats().buffers_lent);
+    // The limit (4 pieces of at most 1 KiB), plus what the kernel posted in the same burst before
+    // the cancel was seen: a multishot receive retries up to 32 times per wake-up.
+    CHECK(queued > 0);
+    CHECK(queued <= (4 + 32) * 1024);
+    CHECK(ctx.stats().buffers_lent <= 4 + 32);
+    CHECK(p.server.available() - queued >= 100 * 1024);  // the rest waits in the kernel
+    CHECK(ctx.block_on(receive_all(p.server, data.size(), 3000)) == data);
+    w.join();
+    CHECK(ctx.stats().buffers_lent == 0);
+  }
+
+  TEST_CASE("a ring that runs dry never kills a connection: every byte arrives, in order, on every socket") {
+    io_context::params prm;
+    prm.receive_buffers = 4;
+    prm.receive_buffer_size = 512;
+    prm.receive_queue_limit = 64;  // more than the ring: one socket can take every buffer
+    io_context ctx(prm);
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    raw_pair a = make_pair(ctx, l);
+    raw_pair b = make_pair(ctx, l);
+    peer_send(a.peer, "a");
+    peer_send(b.peer, "b");
+    CHECK(ctx.block_on(receive_string(a.server, 8)) == "a");
+    CHECK(ctx.block_on(receive_string(b.server, 8)) == "b");
+    const std::string da = pattern(300 * 1024), db = pattern(200 * 1024).substr(7);
+    std::thread wa = peer_writer(a.peer, da), wb = peer_writer(b.peer, db);
+    settle(ctx, 30ms);  // nobody reads: the queues take the ring's every buffer
+    std::string ga, gb;
+    ctx.spawn([](socket& s, std::size_t n, std::string& out) -> task<void> {
+      out = co_await receive_all(s, n, 700);
+    }(a.server, da.size(), ga));
+    ctx.spawn([](socket& s, std::size_t n, std::string& out) -> task<void> {
+      out = co_await receive_all(s, n, 300);
+    }(b.server, db.size(), gb));
+    ctx.run_until([&] { return ga.size() == da.size() && gb.size() == db.size(); }, 10s);
+    wa.join();
+    wb.join();
+    MESSAGE("ENOBUFS met " << ctx.stats().buffer_shortages << " times");
+    CHECK(ctx.stats().buffer_shortages > 0);
+    CHECK(ga == da);
+    CHECK(gb == db);
+    CHECK(ctx.stats().buffers_lent == 0);
+  }
+
+  TEST_CASE("receives far beyond the ring's capacity: 4 MiB through 4 buffers of 512 bytes") {
+    io_context::params prm;
+    prm.receive_buffers = 4;
+    prm.receive_buffer_size = 512;
+    io_context ctx(prm);
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    raw_pair p = make_pair(ctx, l);
+    const std::string data = pattern(4u << 20);
+    std::thread w = peer_writer(p.peer, data);
+    CHECK(ctx.block_on(receive_all(p.server, data.size(), 64 * 1024)) == data);
+    w.join();
+    CHECK(ctx.stats().buffers_lent == 0);
+  }
+
+  TEST_CASE("without a buffer ring (receive_buffers = 0) every receive has its own SQE and works") {
+    io_context::params prm;
+    prm.receive_buffers = 0;
+    io_context ctx(prm);
+    CHECK_FALSE(ctx.features().buffer_ring);
+    CHECK_FALSE(ctx.features().multishot_receive);
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "plain");
+    const io_stats before = ctx.stats();
+    CHECK(ctx.block_on(receive_string(p.server, 64)) == "plain");
+    CHECK(ctx.stats().sqes_submitted == before.sqes_submitted + 1);
+    CHECK(p.server.queued_bytes() == 0);
+    ::shutdown(p.peer, SHUT_WR);
+    CHECK(ctx.block_on(receive_string(p.server, 64)).empty());
+  }
+
+  TEST_CASE("a datagram socket keeps single-shot receives (truncation stays visible)") {
+    io_context ctx;
+    socket u(ctx, address_family::ipv4, socket_type::datagram);
+    u.bind(endpoint::loopback(address_family::ipv4));
+    const int peer = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const endpoint to = u.local_endpoint();
+    REQUIRE(::sendto(peer, "0123456789", 10, 0, to.data(), to.size()) == 10);
+    REQUIRE(::sendto(peer, "ab", 2, 0, to.data(), to.size()) == 2);
+    REQUIRE(::sendto(peer, "cd", 2, 0, to.data(), to.size()) == 2);
+    CHECK(ctx.block_on(receive_string(u, 4)) == "0123");  // the rest of that datagram is gone
+    const io_stats before = ctx.stats();
+    CHECK(ctx.block_on(receive_string(u, 4)) == "ab");
+    CHECK(ctx.block_on(receive_string(u, 4)) == "cd");
+    CHECK(ctx.stats().sqes_submitted == before.sqes_submitted + 2);
+    CHECK(ctx.stats().buffers_lent == 0);
+    ::close(peer);
+  }
+
+  TEST_CASE("destroying the context with receives waiting and bytes queued leaks nothing") {
+    const std::size_t fds = test::open_fds();
+    {
+      io_context ctx;
+      socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+      raw_pair a = make_pair(ctx, l);
+      raw_pair b = make_pair(ctx, l);
+      peer_send(a.peer, "x");
+      CHECK(ctx.block_on(receive_string(a.server, 8)) == "x");
+      peer_send(a.peer, "queued and never read");
+      settle(ctx);
+      CHECK(a.server.queued_bytes() > 0);
+      ctx.spawn([](socket& s) -> task<void> { (void)co_await receive_string(s, 8); }(b.server));
+      settle(ctx, 5ms);
+      CHECK(ctx.pending_operations() == 1);
+    }
+    CHECK(test::open_fds() == fds);
+  }
+
+  TEST_CASE("a socket dropped while its receive queue holds bytes gives the buffers back") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    for (int i = 0; i < 20; ++i) {
+      raw_pair p = make_pair(ctx, l);
+      peer_send(p.peer, "1");
+      CHECK(ctx.block_on(receive_string(p.server, 8)) == "1");
+      peer_send(p.peer, pattern(3000));
+      settle(ctx, 2ms);
+    }
+    settle(ctx);
+    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(ctx.pending_operations() == 0);
+  }
+}
+
+}  // namespace rstest
