@@ -16,7 +16,7 @@ constexpr unsigned max_entries = 32768;
 
 #ifdef RINGSOCK_FAULT_INJECTION
 }  // namespace
-thread_local int buffer_ring_refusal = 0;  // testing/fault_plan.hpp: refuse_buffer_ring()
+thread_local int buffer_ring_refusal = 0;  // testing/fault_plan.hpp: refuse_next_buffer_ring()
 namespace {
 #endif
 
@@ -88,6 +88,7 @@ buffer_piece buffer_ring::take(std::uint32_t cqe_flags, std::uint32_t len) noexc
   p.bid = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
   p.len = len;
   ++pieces_[p.bid];
+  ++held_;
   if (incremental_) {
     p.offset = next_offset_[p.bid];
     next_offset_[p.bid] += len;
@@ -99,6 +100,7 @@ buffer_piece buffer_ring::take(std::uint32_t cqe_flags, std::uint32_t len) noexc
 }
 
 bool buffer_ring::release(const buffer_piece& p) noexcept {
+  --held_;
   if (--pieces_[p.bid] != 0 || !out_[p.bid]) return false;
   put_back(p.bid);
   return true;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "ringsock/error.hpp"
@@ -55,13 +56,21 @@ io_context::io_context(const params& p)
 io_context::~io_context() {
   check_thread();
   shutdown();
+  if (ring_.buffers().pieces_held() > 0) {
+    // Only a received_buffer can still hold one (every queue gave its pieces back): its data
+    // is about to be unmapped under it.
+    std::fprintf(stderr,
+                 "ringsock: an io_context was destroyed while a received_buffer still held one of "
+                 "its receive buffers; release every received_buffer before its context\n");
+    std::abort();
+  }
 }
 
 io_stats io_context::stats() const noexcept {
   const detail::ring_counters& c = ring_.counters();
   const detail::buffer_ring& b = ring_.buffers();
   return {c.sqes_submitted, c.enter_calls, c.cqes, inline_completions_, tasks_ended_by_io_error_,
-          b.total(), b.lent(), buffer_shortages_};
+          b.total(), b.lent(), b.pieces_held(), buffer_shortages_};
 }
 
 void io_context::spawn(task<void> t) {

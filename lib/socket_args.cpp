@@ -51,6 +51,7 @@ void socket_args::prepare(socket_operation op, const char* what) {
   if (in_use_) throw args_in_use_error(what);
   last_op_ = op;
   transferred_ = 0;
+  borrowed_.reset();
   error_.clear();
   sync_ = false;
   req_.completion_ = &socket_args::on_complete;
@@ -72,6 +73,15 @@ void socket_args::store(const Op& op) noexcept {
 
 void socket_args::store(const detail::connect_op&) noexcept {
   if (req_.res_ < 0) error_ = make_error_code_from_errno(-req_.res_);
+}
+
+void socket_args::store(const detail::receive_borrowed_op& op) noexcept {
+  if (req_.res_ < 0) {
+    error_ = make_error_code_from_errno(-req_.res_);
+    return;
+  }
+  borrowed_ = op.value(req_);
+  transferred_ = borrowed_.size();
 }
 
 void socket_args::store(const detail::send_all_op& op) noexcept {
@@ -120,7 +130,8 @@ template <class Op>
 constexpr socket_operation kind_of() noexcept {
   if constexpr (std::is_same_v<Op, accept_op>) return socket_operation::accept;
   else if constexpr (std::is_same_v<Op, connect_op>) return socket_operation::connect;
-  else if constexpr (std::is_same_v<Op, receive_op>) return socket_operation::receive;
+  else if constexpr (std::is_same_v<Op, receive_op> || std::is_same_v<Op, receive_borrowed_op>)
+    return socket_operation::receive;
   else if constexpr (std::is_same_v<Op, send_op>) return socket_operation::send;
   else if constexpr (std::is_same_v<Op, send_all_op>) return socket_operation::send_all;
   else if constexpr (std::is_same_v<Op, send_to_op>) return socket_operation::send_to;
@@ -162,6 +173,7 @@ bool start_args(socket& s, socket_args& a, const io_options& o) {
     else if constexpr (std::is_same_v<Op, connect_op>) return connect_op{a.remote_};
     else if constexpr (std::is_same_v<Op, send_to_op>) return send_to_op{a.buffer_, a.remote_};
     else if constexpr (std::is_same_v<Op, receive_from_op>) return receive_from_op{a.buffer_, &a.remote_};
+    else if constexpr (std::is_same_v<Op, receive_borrowed_op>) return receive_borrowed_op{};
     else return Op{a.buffer_};
   }();
   return start_args_with(s, a, std::move(op), o);
@@ -174,6 +186,7 @@ bool start_readiness(socket& s, socket_args& a, const io_options& o) {
 template bool start_args<accept_op>(socket&, socket_args&, const io_options&);
 template bool start_args<connect_op>(socket&, socket_args&, const io_options&);
 template bool start_args<receive_op>(socket&, socket_args&, const io_options&);
+template bool start_args<receive_borrowed_op>(socket&, socket_args&, const io_options&);
 template bool start_args<send_op>(socket&, socket_args&, const io_options&);
 template bool start_args<send_all_op>(socket&, socket_args&, const io_options&);
 template bool start_args<send_to_op>(socket&, socket_args&, const io_options&);

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
+#include <utility>
 
 #include "ringsock/detail/socket_ops.hpp"
 #include "ringsock/io_context.hpp"
@@ -65,6 +67,16 @@ std::size_t copy_out(io_context& ctx, stream_receiver& rx, std::span<std::byte> 
     give_back(ctx, whole);
   }
   return done;
+}
+
+// What a receive takes from a non-empty queue: a copy into its buffer, the front piece whole
+// (borrow), or nothing (readiness). Returns the byte count it reports.
+int take_for(io_context& ctx, stream_receiver& rx, receive_op& op) noexcept {
+  if (!op.borrow) return static_cast<int>(copy_out(ctx, rx, op.buf));
+  op.lent = rx.front();
+  op.lent_ctx = &ctx;
+  rx.pop();
+  return static_cast<int>(op.lent.len);
 }
 
 void drop_queue(io_context& ctx, stream_receiver& rx) noexcept {
@@ -134,11 +146,7 @@ void deliver(socket_core& c) noexcept {
     io_context& ctx = *rx.op.ctx;
     io_request* w = pop_waiter(rx);
     receive_op& op = op_of(*w);
-    int res;
-    if (!rx.has_data())
-      res = take_end(rx);
-    else
-      res = static_cast<int>(copy_out(ctx, rx, op.buf));  // a readiness wait takes nothing
+    const int res = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx);
     complete(*w, res);
   }
 }
@@ -308,7 +316,20 @@ void stream_receiver::push(const buffer_piece& p) {
 
 receive_op::~receive_op() {
   if (source) forget(*source, *this);
+  if (lent_ctx) give_back(*lent_ctx, lent);
 }
+
+received_buffer receive_borrowed_op::value(const io_request& r) const noexcept {
+  return const_cast<receive_borrowed_op*>(this)->take(r);  // the op is the awaiter's, not const
+}
+
+received_buffer receive_borrowed_op::take(const io_request& r) noexcept {
+  if (r.res_ <= 0 || !lent_ctx) return {};
+  io_context& ctx = *std::exchange(lent_ctx, nullptr);
+  return access::lend(ctx, lent, buffers_of(ctx).data(lent));
+}
+
+void give_back_piece(io_context& ctx, const buffer_piece& p) noexcept { give_back(ctx, p); }
 
 void receive_op::prep(io_uring_sqe* sqe, int fd) noexcept {
   if (buf.empty())
@@ -322,12 +343,18 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
   r.again_ = nullptr;
   op.source = nullptr;
   op.next = nullptr;
-  if (!uses_receiver(c)) return start_single(c, r, op, o);
+  if (!uses_receiver(c)) {
+    if (op.borrow)
+      throw std::invalid_argument(
+          "ringsock: receive_borrowed_async needs a stream socket of a context with a buffer ring "
+          "(features().buffer_ring)");
+    return start_single(c, r, op, o);
+  }
   io_context& ctx = *c.ctx;
   stream_receiver& rx = c.rx;
   if (!rx.waiters) {  // the inline view: nobody waits before this receive and bytes are here
     if (rx.has_data() || rx.end != stream_receiver::no_end) {
-      r.res_ = rx.has_data() ? static_cast<int>(copy_out(ctx, rx, op.buf)) : take_end(rx);
+      r.res_ = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx);
       access::count_inline(ctx);
       maybe_arm(c);  // the queue may have drained below the backpressure mark
       return true;
@@ -395,3 +422,13 @@ void cancel_receive_waiters(socket_core& c) noexcept {
 }
 
 }  // namespace ringsock::detail
+
+namespace ringsock {
+
+void received_buffer::reset() noexcept {
+  if (!ctx_) return;
+  detail::give_back_piece(*std::exchange(ctx_, nullptr), piece_);
+  data_ = nullptr;
+}
+
+}  // namespace ringsock

@@ -85,6 +85,24 @@ void spawned_task_throws_a_bug() {
   not_aborted("the loop survived a logic_error escaping a spawned task");
 }
 
+// A received_buffer kept past its io_context: the ring's memory is about to be unmapped.
+void received_buffer_outlives_context() {
+  ringsock::received_buffer kept;
+  {
+    ringsock::io_context ctx;
+    auto l = ringsock::socket::listen(ctx, ringsock::endpoint::loopback(ringsock::address_family::ipv4));
+    const int c = test::blocking_connect(l.local_endpoint());
+    ringsock::socket server = ctx.block_on(test::accept_one(l));
+    if (::send(c, "kept", 4, 0) != 4) not_aborted("the peer could not send");
+    kept = ctx.block_on([](ringsock::socket& s) -> ringsock::task<ringsock::received_buffer> {
+      co_return co_await s.receive_borrowed_async();
+    }(server));
+    if (kept.empty()) not_aborted("nothing was lent");
+    ::close(c);
+  }  // must abort here
+  not_aborted("an io_context destroyed while a received_buffer held its buffer");
+}
+
 struct scenario {
   const char* name;
   void (*run)();
@@ -101,6 +119,9 @@ constexpr scenario scenarios[] = {
      "ringsock::compat: a Socket was destroyed with 1 operation(s) it started still pending"},
     {"spawned_task_throws_a_bug", &spawned_task_throws_a_bug,
      "ringsock: exception escaped a spawned task: a bug"},
+    {"received_buffer_outlives_context", &received_buffer_outlives_context,
+     "ringsock: an io_context was destroyed while a received_buffer still held one of its receive "
+     "buffers"},
 };
 
 [[noreturn]] void run_child(const scenario& s) {

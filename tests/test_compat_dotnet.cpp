@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "compat_support.hpp"
+#include "support.hpp"
 
 namespace ctest {
 
@@ -412,6 +413,81 @@ TEST_SUITE("compat as .NET's tests expect") {
     // An errno given explicitly is kept.
     SocketException given(SocketError::Shutdown, ESHUTDOWN);
     CHECK(given.NativeErrorCode() == ESHUTDOWN);
+  }
+
+  TEST_CASE("SendRecv_Stream_TCP_MultipleConcurrentReceives (SendReceive EAP and APM, IPv4 and "
+            "IPv6): three pending 1-byte receives get 1, 2, 3 in the order they were started") {
+    for (int variant = 0; variant < 4; ++variant) {
+      CAPTURE(variant);  // bit 0: APM (else EAP); bit 1: IPv6
+      const bool apm = variant & 1, v6 = variant & 2;
+      ringsock::io_context ctx;
+      auto l = listener(ctx, v6);
+      const int client = test::blocking_connect(endpoint_of(l));
+      std::shared_ptr<Socket> server = l->EndAccept(l->BeginAccept(nullptr, {}));
+      std::array<std::array<std::byte, 1>, 3> bufs{};
+      std::array<SocketAsyncEventArgs, 3> args;
+      std::string order;
+      for (int i = 0; i < 3; ++i) {
+        if (apm) {
+          server->BeginReceive(bufs[i], 0, 1, SocketFlags::None, [&, i](std::shared_ptr<IAsyncResult> ar) {
+            if (server->EndReceive(ar) == 1) order += static_cast<char>(bufs[i][0]);
+          }, {});
+        } else {
+          args[i].SetBuffer(bufs[i], 0, 1);
+          args[i].Completed += [&](Socket&, SocketAsyncEventArgs& e) {
+            if (e.BytesTransferred() == 1) order += static_cast<char>(e.Buffer()[0]);
+          };
+          REQUIRE(server->ReceiveAsync(args[i]));  // nothing there yet: pending
+        }
+      }
+      settle(ctx, std::chrono::milliseconds(5));
+      for (const char* c : {"1", "2", "3"}) REQUIRE(::send(client, c, 1, MSG_NOSIGNAL) == 1);
+      REQUIRE(drive(ctx, [&] { return order.size() == 3; }));
+      CHECK(order == "123");
+      ::close(client);
+    }
+  }
+
+  TEST_CASE("ReceiveAsync completes synchronously (returns false) when the bytes are already "
+            "there; a zero-byte ReceiveAsync waits for data and takes none (ZeroByteReceive)") {
+    ringsock::io_context ctx;
+    auto [l, client, server] = accept_pair(ctx);
+    // Zero-byte: pending until data arrives, then Success with 0 bytes.
+    std::array<std::byte, 16> buf{};
+    SocketAsyncEventArgs zero;
+    zero.SetBuffer(buf, 0, 0);
+    bool zero_done = false;
+    zero.Completed += [&](Socket&, SocketAsyncEventArgs&) { zero_done = true; };
+    REQUIRE(server->ReceiveAsync(zero));
+    settle(ctx, std::chrono::milliseconds(5));
+    CHECK_FALSE(zero_done);
+    REQUIRE(::send(client, "ping", 4, MSG_NOSIGNAL) == 4);
+    REQUIRE(drive(ctx, [&] { return zero_done; }));
+    CHECK(zero.SocketError() == SocketError::Success);
+    CHECK(zero.BytesTransferred() == 0);
+    // The data is still there: the next receive completes synchronously with all of it.
+    SocketAsyncEventArgs e;
+    e.SetBuffer(buf, 0, 16);
+    bool raised = false;
+    e.Completed += [&](Socket&, SocketAsyncEventArgs&) { raised = true; };
+    CHECK_FALSE(server->ReceiveAsync(e));
+    CHECK(e.SocketError() == SocketError::Success);
+    CHECK(e.BytesTransferred() == 4);
+    CHECK(std::memcmp(buf.data(), "ping", 4) == 0);
+    // A zero-byte receive with data already there completes synchronously too (APM: at once).
+    REQUIRE(::send(client, "pong", 4, MSG_NOSIGNAL) == 4);
+    settle(ctx);
+    CHECK_FALSE(server->ReceiveAsync(zero));
+    CHECK(zero.BytesTransferred() == 0);
+    auto ar = server->BeginReceive(buf, 0, 0, SocketFlags::None, nullptr, {});
+    CHECK(ar->CompletedSynchronously());
+    CHECK(server->EndReceive(ar) == 0);
+    CHECK_FALSE(server->ReceiveAsync(e));
+    CHECK(e.BytesTransferred() == 4);
+    CHECK(std::memcmp(buf.data(), "pong", 4) == 0);
+    settle(ctx);
+    CHECK_FALSE(raised);  // a synchronous completion raises no Completed
+    ::close(client);
   }
 }
 

@@ -246,7 +246,7 @@ TEST_SUITE("faults") {
 
   TEST_CASE("receive ECONNRESET ends only the session it hits") {
     fault_plan plan;
-    plan.fail(fault_target::receive, ECONNRESET, {20, 37, 6});
+    plan.fail(fault_target::receive, ECONNRESET, {4, 9, 6});  // one multishot receive per session
     fault_run r = expect_faults(plan, 6);
     CHECK(r.log.session_errors_of(std::errc::connection_reset) == 6);
     // A reset that hit the receive after a client's last message costs that client nothing.
@@ -254,13 +254,35 @@ TEST_SUITE("faults") {
     CHECK(r.load.completed >= r.load.connections - 6);
   }
 
-  TEST_CASE("receive ENOBUFS is transient: the session retries and loses nothing") {
+  TEST_CASE("receive ENOBUFS is transient: the multishot re-arms, no receive hears of it, nothing is lost") {
     fault_plan plan;
-    plan.fail(fault_target::receive, ENOBUFS, {10, 23, 6});
+    plan.fail(fault_target::receive, ENOBUFS, {2, 9, 6});
     fault_run r = expect_faults(plan, 6);
-    CHECK(r.log.session_errors_of(std::errc::no_buffer_space) == 6);
-    CHECK(r.log.receive_retries == 6);
+    CHECK(r.log.session_errors.empty());
+    CHECK(r.log.receive_retries == 0);
     CHECK(r.load.completed == r.load.connections);
+  }
+
+  TEST_CASE("a multishot receive that ends without F_MORE is re-armed: nothing is lost") {
+    fault_plan plan;
+    plan.end_multishot(fault_target::receive, {0, 1, 40});
+    fault_run r = expect_faults(plan, 40);
+    CHECK(r.log.session_errors.empty());
+    CHECK(r.load.completed == r.load.connections);
+  }
+
+  TEST_CASE("a refused buffer-ring registration falls back to one SQE per receive") {
+    testing::refuse_next_buffer_ring(ENOMEM);
+    io_context ctx;
+    CHECK_FALSE(ctx.features().buffer_ring);
+    CHECK_FALSE(ctx.features().multishot_receive);
+    CHECK(ctx.stats().buffers_total == 0);
+    socket listener = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    ctx.spawn(test::echo_server(ctx, listener, 1));
+    const std::string msg(100000, 'r');
+    CHECK(ctx.block_on(test::echo_client(ctx, listener.local_endpoint(), msg)) == msg);
+    io_context next;  // the refusal was for one context only
+    CHECK(next.features().buffer_ring);
   }
 
   TEST_CASE("short writes: send_all sends the rest, every byte arrives once") {
@@ -292,8 +314,8 @@ TEST_SUITE("faults") {
     plan.fail(fault_target::accept, EMFILE, {0, 1, 2})
         .fail(fault_target::accept, ECONNABORTED, {0, 1, 2})
         .end_multishot({0, 1, 10})
-        .fail(fault_target::receive, ENOBUFS, {5, 31, 5})
-        .fail(fault_target::receive, ECONNRESET, {40, 53, 4})
+        .fail(fault_target::receive, ENOBUFS, {5, 11, 5})
+        .fail(fault_target::receive, ECONNRESET, {40, 13, 4})
         .short_write({3, 5, 40})
         .fail(fault_target::send, EPIPE, {30, 67, 3})
         .full_sq({1, 11, 20});
@@ -303,7 +325,7 @@ TEST_SUITE("faults") {
     const unsigned expect[] = {2, 2, 10, 5, 4, 40, 3, 20};
     for (std::size_t i = 0; i < 8; ++i) CHECK(plan.injected(i) == expect[i]);
     CHECK(r.log.accept_errors_of(std::errc::too_many_files_open) == 2);
-    CHECK(r.log.receive_retries == 5);
+    CHECK(r.log.receive_retries == 0);  // ENOBUFS re-arms the multishot: no receive hears of it
     CHECK(r.log.session_errors_of(std::errc::connection_reset) == 4);
     CHECK(r.log.session_errors_of(std::errc::broken_pipe) == 3);
     CHECK(r.load.affected <= 7);
@@ -319,17 +341,18 @@ TEST_SUITE("faults") {
 
   TEST_CASE("compat: receive ECONNRESET is SocketError.ConnectionReset on that session only") {
     fault_plan plan;
-    plan.fail(fault_target::receive, ECONNRESET, {20, 37, 6});
+    plan.fail(fault_target::receive, ECONNRESET, {4, 9, 6});
     compat_run r = expect_compat_faults(plan, 6);
     CHECK(r.session_errors_of(compat::SocketError::ConnectionReset) == 6);
     CHECK(r.base.load.affected <= 6);
   }
 
-  TEST_CASE("compat: receive ENOBUFS is NoBufferSpaceAvailable; a retry loses nothing") {
+  TEST_CASE("compat: a receive ENOBUFS never reaches ReceiveAsync (the multishot re-arms); nothing lost") {
     fault_plan plan;
-    plan.fail(fault_target::receive, ENOBUFS, {10, 23, 6});
+    plan.fail(fault_target::receive, ENOBUFS, {2, 9, 6});
     compat_run r = expect_compat_faults(plan, 6);
-    CHECK(r.receive_retries == 6);
+    CHECK(r.receive_retries == 0);
+    CHECK(r.session_errors.empty());
     CHECK(r.base.load.completed == r.base.load.connections);
   }
 

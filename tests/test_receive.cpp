@@ -68,6 +68,12 @@ task<std::string> receive_all(socket& s, std::size_t total, std::size_t chunk) {
   co_return out;
 }
 
+// Every receive buffer is back in the ring and no piece is held.
+bool all_back(const io_context& ctx) {
+  const io_stats s = ctx.stats();
+  return s.buffers_lent == 0 && s.buffer_pieces_held == 0;
+}
+
 std::string pattern(std::size_t n) {
   std::string s(n, '\0');
   for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
@@ -98,7 +104,7 @@ TEST_SUITE("receive path") {
     CHECK(f.buffer_ring);
     CHECK(f.multishot_receive);
     CHECK(ctx.stats().buffers_total == 256);
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
   }
 
   TEST_CASE_FIXTURE(test::listening, "a receive completes inline when bytes are queued: no SQE, no enter, no suspension") {
@@ -124,7 +130,7 @@ TEST_SUITE("receive path") {
     CHECK(s.after.sqes_submitted == s.before.sqes_submitted);
     CHECK(s.after.enter_calls == s.before.enter_calls);
     CHECK(p.server.queued_bytes() == 0);
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
   }
 
   TEST_CASE_FIXTURE(test::listening, "the multishot receive stays armed over 64 receives (no SQE after the first)") {
@@ -182,7 +188,7 @@ TEST_SUITE("receive path") {
     CHECK(ctx.block_on(receive_string(p.server, 64)) == "hello");
     CHECK(ctx.block_on(receive_string(p.server, 64)).empty());
     CHECK(ctx.block_on(receive_string(p.server, 64)).empty());
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
   }
 
   TEST_CASE_FIXTURE(test::listening, "data then RST gives the data, then connection_reset once, then 0") {
@@ -202,7 +208,7 @@ TEST_SUITE("receive path") {
     }(p.server, buf));
     CHECK(r.ec == std::errc::connection_reset);
     CHECK(ctx.block_on(receive_string(p.server, 64)).empty());
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
   }
 
   TEST_CASE_FIXTURE(test::listening, "a waiting receive that is cancelled or times out leaves the multishot to the next one, in order") {
@@ -257,7 +263,7 @@ TEST_SUITE("receive path") {
     settle(ctx);
     CHECK(canceled == 2);
     CHECK(ctx.pending_operations() == 0);
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
     // The peer sees the close.
     pollfd pf{p.peer, POLLIN, 0};
     CHECK(::poll(&pf, 1, 1000) == 1);
@@ -288,7 +294,7 @@ TEST_SUITE("receive path") {
     CHECK(p.server.available() - queued >= 100 * 1024);  // the rest waits in the kernel
     CHECK(ctx.block_on(receive_all(p.server, data.size(), 3000)) == data);
     w.join();
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
   }
 
   TEST_CASE("a ring that runs dry never kills a connection: every byte arrives, in order, on every socket") {
@@ -321,7 +327,7 @@ TEST_SUITE("receive path") {
     CHECK(ctx.stats().buffer_shortages > 0);
     CHECK(ga == da);
     CHECK(gb == db);
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
   }
 
   TEST_CASE("receives far beyond the ring's capacity: 4 MiB through 4 buffers of 512 bytes") {
@@ -335,7 +341,7 @@ TEST_SUITE("receive path") {
     std::thread w = peer_writer(p.peer, data);
     CHECK(ctx.block_on(receive_all(p.server, data.size(), 64 * 1024)) == data);
     w.join();
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
   }
 
   TEST_CASE("without a buffer ring (receive_buffers = 0) every receive has its own SQE and works") {
@@ -369,7 +375,7 @@ TEST_SUITE("receive path") {
     CHECK(ctx.block_on(receive_string(u, 4)) == "ab");
     CHECK(ctx.block_on(receive_string(u, 4)) == "cd");
     CHECK(ctx.stats().sqes_submitted == before.sqes_submitted + 2);
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
     ::close(peer);
   }
 
@@ -403,8 +409,164 @@ TEST_SUITE("receive path") {
       settle(ctx, 2ms);
     }
     settle(ctx);
-    CHECK(ctx.stats().buffers_lent == 0);
+    CHECK(all_back(ctx));
     CHECK(ctx.pending_operations() == 0);
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "receive_borrowed_async lends the ring's buffer: inline when queued, back to the ring when the handle dies") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "one");
+    received_buffer first = ctx.block_on([](socket& s) -> task<received_buffer> {
+      co_return co_await s.receive_borrowed_async();
+    }(p.server));
+    CHECK(test::str(first.data()) == "one");
+    peer_send(p.peer, "two");
+    settle(ctx);
+    struct seen {
+      io_stats before, after;
+      received_buffer b;
+    } s;
+    ctx.block_on([](socket& sock, seen& s) -> task<void> {
+      s.before = sock.context().stats();
+      s.b = co_await sock.receive_borrowed_async();
+      s.after = sock.context().stats();
+    }(p.server, s));
+    CHECK(test::str(s.b.data()) == "two");
+    CHECK(s.after.inline_completions == s.before.inline_completions + 1);
+    CHECK(s.after.sqes_submitted == s.before.sqes_submitted);
+    first.reset();
+    CHECK(first.empty());
+    received_buffer moved = std::move(s.b);
+    CHECK(s.b.empty());
+    CHECK(moved.size() == 3);
+    moved = received_buffer();
+    CHECK(all_back(ctx));
+    // End of stream: an empty handle.
+    ::shutdown(p.peer, SHUT_WR);
+    received_buffer end = ctx.block_on([](socket& s) -> task<received_buffer> {
+      co_return co_await s.receive_borrowed_async();
+    }(p.server));
+    CHECK(end.empty());
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "borrowed and copying receives share one FIFO: they complete in the order started") {
+    raw_pair p = make_pair(ctx, l);
+    std::string log;
+    ctx.spawn([](socket& s, std::string& log) -> task<void> {
+      received_buffer b = co_await s.receive_borrowed_async();
+      log += "[B:" + test::str(b.data()) + "]";
+    }(p.server, log));
+    ctx.spawn([](socket& s, std::string& log) -> task<void> {
+      std::array<std::byte, 2> buf{};
+      const std::size_t n = co_await s.receive_async(buf);
+      log += "[C:" + test::str({buf.data(), n}) + "]";
+    }(p.server, log));
+    ctx.spawn([](socket& s, std::string& log) -> task<void> {
+      socket_args a;
+      if (std::error_code ec = co_await s.receive_borrowed_async(a)) co_return;
+      log += "[A:" + test::str(a.borrowed().data()) + "]";
+    }(p.server, log));
+    settle(ctx, 5ms);
+    peer_send(p.peer, "xy");
+    settle(ctx, 5ms);
+    peer_send(p.peer, "zw");
+    settle(ctx, 5ms);
+    peer_send(p.peer, "q");
+    ctx.run_until([&] { return log.size() >= 3 * 5; }, 2s);
+    CHECK(log == "[B:xy][C:zw][A:q]");
+    settle(ctx);
+    CHECK(all_back(ctx));
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "an echo server on borrowed buffers moves 1 MiB intact and gives every buffer back") {
+    raw_pair p = make_pair(ctx, l);
+    const std::string data = pattern(1u << 20);
+    std::thread w = peer_writer(p.peer, data);
+    std::string back;
+    std::thread r([&] {
+      char buf[65536];
+      while (back.size() < data.size()) {
+        const ssize_t n = ::recv(p.peer, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        back.append(buf, static_cast<std::size_t>(n));
+      }
+    });
+    ctx.block_on([](socket& s, std::size_t total) -> task<void> {
+      std::size_t done = 0;
+      while (done < total) {
+        received_buffer b = co_await s.receive_borrowed_async();
+        if (b.empty()) break;
+        co_await s.send_all_async(b.data());
+        done += b.size();
+      }
+    }(p.server, data.size()));
+    w.join();
+    r.join();
+    CHECK(back == data);
+    CHECK(all_back(ctx));
+  }
+
+  TEST_CASE("handles that hold every buffer make other sockets wait, never fail; releasing them lets the bytes through") {
+    io_context::params prm;
+    prm.receive_buffers = 4;
+    prm.receive_buffer_size = 256;
+    io_context ctx(prm);
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    raw_pair a = make_pair(ctx, l);
+    raw_pair b = make_pair(ctx, l);
+    std::vector<received_buffer> held;
+    for (int i = 0; i < 4; ++i) {
+      peer_send(a.peer, pattern(256));  // one full buffer per arrival
+      held.push_back(ctx.block_on([](socket& s) -> task<received_buffer> {
+        co_return co_await s.receive_borrowed_async();
+      }(a.server)));
+    }
+    std::size_t total = 0;
+    for (const auto& h : held) total += h.size();
+    CHECK(total == 4 * 256);
+    CHECK(ctx.stats().buffers_lent == 4);
+    std::string got;
+    ctx.spawn([](socket& s, std::string& got) -> task<void> { got = co_await receive_string(s, 64); }(b.server, got));
+    peer_send(b.peer, "waiting");
+    settle(ctx, 30ms);
+    CHECK(got.empty());  // the ring is dry: the receive waits
+    CHECK(ctx.stats().buffer_shortages > 0);
+    held.clear();
+    ctx.run_until([&] { return !got.empty(); }, 2s);
+    CHECK(got == "waiting");
+    CHECK(all_back(ctx));
+  }
+
+  TEST_CASE("receive_borrowed_async on a datagram socket or without a buffer ring is std::invalid_argument") {
+    {
+      io_context ctx;
+      socket u(ctx, address_family::ipv4, socket_type::datagram);
+      u.bind(endpoint::loopback(address_family::ipv4));
+      bool threw = false;
+      ctx.block_on([](socket& u, bool& threw) -> task<void> {
+        try {
+          (void)co_await u.receive_borrowed_async();
+        } catch (const std::invalid_argument&) {
+          threw = true;
+        }
+      }(u, threw));
+      CHECK(threw);
+      CHECK(ctx.pending_operations() == 0);
+    }
+    io_context::params prm;
+    prm.receive_buffers = 0;
+    io_context ctx(prm);
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    raw_pair p = make_pair(ctx, l);
+    bool threw = false;
+    ctx.block_on([](socket& s, bool& threw) -> task<void> {
+      try {
+        (void)co_await s.receive_borrowed_async();
+      } catch (const std::invalid_argument&) {
+        threw = true;
+      }
+    }(p.server, threw));
+    CHECK(threw);
   }
 }
 

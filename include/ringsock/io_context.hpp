@@ -38,6 +38,7 @@ struct io_stats {
   std::uint64_t tasks_ended_by_io_error = 0;  // spawned tasks a socket_error ended (see spawn)
   std::uint32_t buffers_total = 0;       // receive buffers in the provided-buffer ring
   std::uint32_t buffers_lent = 0;        // ... out of it: holding received bytes not yet taken
+  std::uint32_t buffer_pieces_held = 0;  // received pieces queued or lent (received_buffer)
   std::uint64_t buffer_shortages = 0;    // multishot receives the ring ran dry for (ENOBUFS)
 };
 

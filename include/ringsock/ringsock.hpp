@@ -5,6 +5,7 @@
 #include "ringsock/error.hpp"
 #include "ringsock/io_context.hpp"
 #include "ringsock/io_options.hpp"
+#include "ringsock/received_buffer.hpp"
 #include "ringsock/result.hpp"
 #include "ringsock/socket.hpp"
 #include "ringsock/socket_args.hpp"

@@ -53,6 +53,7 @@ class accept_awaiter;
 class args_awaiter;
 struct connect_op;
 struct receive_op;
+struct receive_borrowed_op;
 struct send_op;
 struct send_all_op;
 struct send_to_op;
@@ -164,6 +165,21 @@ class socket {
   //   buffers   the caller's; the kernel writes into it until the co_await returns, never after
   detail::op_awaiter<detail::receive_op> receive_async(std::span<std::byte> buf, io_options o = {});
   detail::args_awaiter receive_async(socket_args& args, io_options o = {});
+
+  // receive_borrowed_async: the next bytes received, lent from the context's buffer ring: no
+  // copy, and no buffer of the caller's own (a server needs none per connection).
+  //   returns   plain: a received_buffer holding the bytes of one arrival (at most
+  //             params::receive_buffer_size), empty at the end of stream; args: args.borrowed(),
+  //             and args.bytes_transferred() its size
+  //   inline    no SQE, no system call, no suspension when bytes are queued
+  //   errors    as receive_async
+  //   order     shares the socket's FIFO with receive_async: started order is completion order
+  //   misuse    std::invalid_argument at the co_await on a socket that is not a stream, or on a
+  //             context without a buffer ring (features().buffer_ring false)
+  //   buffers   the handle holds one of the ring's buffers (or part of it) until it is
+  //             destroyed or reset(); release it on the context's thread, before the context
+  detail::op_awaiter<detail::receive_borrowed_op> receive_borrowed_async(io_options o = {});
+  detail::args_awaiter receive_borrowed_async(socket_args& args, io_options o = {});
 
   // send_async: one send of buf (args: args.buffer()); it may be short.
   //   returns   bytes sent (args: args.bytes_transferred())

@@ -46,6 +46,9 @@ class socket_args {
   std::size_t bytes_transferred() const noexcept { return transferred_; }
   // accept: the new connection (move it out); empty after a failed accept.
   socket& accept_socket() noexcept { return accept_socket_; }
+  // receive_borrowed: the bytes lent from the buffer ring (move them out, or they go back to
+  // the ring when the next operation starts or the args die); empty at the end of stream.
+  received_buffer& borrowed() noexcept { return borrowed_; }
   // accept: the peer's address (read from the kernel on first use); connect/send_to: the
   // destination, set before the call; receive_from: the sender.
   const endpoint& remote_endpoint() const;
@@ -69,7 +72,7 @@ class socket_args {
   friend bool detail::start_args_with(socket& s, socket_args& a, Op op, const io_options& o);
   using operation_state =
       std::variant<std::monostate, detail::accept_op, detail::connect_op, detail::receive_op,
-                   detail::send_op, detail::send_all_op, detail::send_to_op,
+                   detail::receive_borrowed_op, detail::send_op, detail::send_all_op, detail::send_to_op,
                    detail::receive_from_op>;
 
   // Misuse check and reset for a new operation (throws args_in_use_error).
@@ -82,6 +85,7 @@ class socket_args {
   void store(const detail::connect_op& op) noexcept;
   void store(const detail::send_all_op& op) noexcept;
   void store(const detail::accept_op& op) noexcept;
+  void store(const detail::receive_borrowed_op& op) noexcept;
   static void on_complete(detail::io_request* r) noexcept;
   static void resume(socket_args& a, void* target) noexcept;
   using completion_fn = detail::access::args_completion_fn;
@@ -91,6 +95,7 @@ class socket_args {
   std::span<std::byte> buffer_{};
   std::size_t transferred_ = 0;
   socket accept_socket_;
+  received_buffer borrowed_;
   mutable endpoint remote_;
   mutable bool remote_from_peer_ = false;  // fetch the accepted peer's address lazily
   std::any token_;

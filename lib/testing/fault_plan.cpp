@@ -8,6 +8,10 @@
 #define IORING_NOP_INJECT_RESULT (1U << 0)
 #endif
 
+namespace ringsock::detail {
+extern thread_local int buffer_ring_refusal;  // lib/buffer_ring.cpp
+}
+
 namespace ringsock::testing {
 
 namespace {
@@ -54,6 +58,9 @@ fault_plan& fault_plan::short_write(fault_schedule when) {
 fault_plan& fault_plan::end_multishot(fault_schedule when) {
   return add(fault_target::accept, fault_action::end_multishot, 0, when);
 }
+fault_plan& fault_plan::end_multishot(fault_target target, fault_schedule when) {
+  return add(target, fault_action::end_multishot, 0, when);
+}
 fault_plan& fault_plan::full_sq(fault_schedule when) {
   return add(fault_target::any_start, fault_action::full_sq, 0, when);
 }
@@ -86,8 +93,12 @@ void fault_plan::apply(io_uring_sqe& sqe) noexcept {
         }
         break;
       case fault_action::end_multishot:
-        if ((sqe.ioprio & IORING_ACCEPT_MULTISHOT) && due(r)) {
+        if (sqe.opcode == IORING_OP_ACCEPT && (sqe.ioprio & IORING_ACCEPT_MULTISHOT) && due(r)) {
           sqe.ioprio &= ~IORING_ACCEPT_MULTISHOT;
+          return;
+        }
+        if (sqe.opcode == IORING_OP_RECV && (sqe.ioprio & IORING_RECV_MULTISHOT) && due(r)) {
+          sqe.ioprio &= ~IORING_RECV_MULTISHOT;
           return;
         }
         break;
@@ -112,6 +123,8 @@ void fault_plan::before_acquire(io_uring& ring) noexcept {
     return;
   }
 }
+
+void refuse_next_buffer_ring(int err) noexcept { detail::buffer_ring_refusal = err; }
 
 fault_scope::fault_scope(io_context& ctx, fault_plan& plan) noexcept : ctx_(ctx) {
   ctx_.set_fault_plan(&plan);

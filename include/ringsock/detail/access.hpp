@@ -3,6 +3,7 @@
 // listed here, and each function is defined beside the class it opens.
 #pragma once
 
+#include <cstddef>
 #include <exception>
 
 namespace ringsock {
@@ -10,17 +11,22 @@ class io_context;
 struct io_options;
 class socket;
 class socket_args;
+class received_buffer;
 }  // namespace ringsock
 
 namespace ringsock::detail {
 
 class ring;
+struct buffer_piece;
 struct drain_hook;
 struct io_request;
 struct socket_core;
 struct spawned_link;
 
 struct access {
+  // ---- received_buffer (defined in received_buffer.hpp) ----
+  static received_buffer lend(io_context& c, const buffer_piece& p, const std::byte* data) noexcept;
+
   // ---- io_context (defined in io_context.hpp) ----
   static ring& ring_of(io_context& c) noexcept;
   // Arms r on the ring: prep(sqe) fills its SQE, o adds a linked timeout and a stop callback.

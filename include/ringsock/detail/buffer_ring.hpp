@@ -58,6 +58,9 @@ class buffer_ring {
   unsigned total() const noexcept { return count_; }
   unsigned lent() const noexcept { return lent_; }
   unsigned available() const noexcept { return count_ - lent_; }
+  // Pieces taken and not released (with incremental consumption a piece may sit in a buffer
+  // the kernel still fills, so it is held without its buffer being lent).
+  unsigned pieces_held() const noexcept { return held_; }
   unsigned buffer_size() const noexcept { return size_; }
 
   // The piece a CQE with IORING_CQE_F_BUFFER delivered (`len` bytes).
@@ -80,7 +83,7 @@ class buffer_ring {
   io_uring_buf_ring* entries_ = nullptr;
   std::byte* base_ = nullptr;
   std::size_t entries_bytes_ = 0, base_bytes_ = 0;
-  unsigned count_ = 0, size_ = 0, lent_ = 0;
+  unsigned count_ = 0, size_ = 0, lent_ = 0, held_ = 0;
   bool incremental_ = false;
   bool registered_ = false;
   // Per buffer: where the kernel writes next (incremental), pieces held, kernel let go of it.

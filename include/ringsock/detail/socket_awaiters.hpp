@@ -111,6 +111,12 @@ inline detail::op_awaiter<detail::receive_op> socket::receive_async(std::span<st
 inline detail::args_awaiter socket::receive_async(socket_args& a, io_options o) {
   return {*this, a, &detail::start_args<detail::receive_op>, std::move(o)};
 }
+inline detail::op_awaiter<detail::receive_borrowed_op> socket::receive_borrowed_async(io_options o) {
+  return {*this, detail::receive_borrowed_op{}, std::move(o)};
+}
+inline detail::args_awaiter socket::receive_borrowed_async(socket_args& a, io_options o) {
+  return {*this, a, &detail::start_args<detail::receive_borrowed_op>, std::move(o)};
+}
 inline detail::op_awaiter<detail::send_op> socket::send_async(std::span<const std::byte> buf,
                                                               io_options o) {
   return {*this, detail::send_op{buf}, std::move(o)};

@@ -21,6 +21,7 @@
 #include "ringsock/error.hpp"
 #include "ringsock/io_context.hpp"
 #include "ringsock/io_options.hpp"
+#include "ringsock/received_buffer.hpp"
 
 namespace ringsock {
 class socket;
@@ -50,25 +51,42 @@ struct receive_op {
   static constexpr const char* what = "ringsock: receive";
   std::span<std::byte> buf;
   bool readiness = false;          // an empty buffer waits for data and takes none (compat)
+  bool borrow = false;             // takes the next piece whole (receive_borrowed_op)
   socket_core* source = nullptr;   // the socket whose FIFO it waits in, while it waits
   io_request* next = nullptr;      // that FIFO
+  buffer_piece lent{};             // borrow: the piece taken, until the caller claims it
+  io_context* lent_ctx = nullptr;  // ... non-null while this op holds it
 
   receive_op() noexcept = default;
   explicit receive_op(std::span<std::byte> b, bool ready = false) noexcept : buf(b), readiness(ready) {}
   // A copy takes the operands only: it is never in a FIFO, whatever the original is doing.
-  receive_op(const receive_op& o) noexcept : buf(o.buf), readiness(o.readiness) {}
+  receive_op(const receive_op& o) noexcept : buf(o.buf), readiness(o.readiness), borrow(o.borrow) {}
   receive_op& operator=(const receive_op&) = delete;
-  // Only when it dies unfinished (its frame is destroyed with the context): leaves the FIFO.
+  // Only when it dies unfinished (its frame is destroyed with the context): leaves the FIFO;
+  // a borrowed piece nobody claimed goes back to the ring.
   ~receive_op();
   void check() const {
-    if (buf.empty() && !readiness)
+    if (buf.empty() && !readiness && !borrow)
       throw std::invalid_argument("ringsock: receive_async: empty buffer (0 bytes means end of stream)");
   }
   // The single-shot form: into the caller's buffer, or (readiness) a poll for input.
   void prep(io_uring_sqe* sqe, int fd) noexcept;
   std::size_t value(const io_request& r) const noexcept {
-    return buf.empty() ? 0 : static_cast<std::size_t>(r.res_);
+    return buf.empty() ? (borrow && r.res_ > 0 ? static_cast<std::size_t>(r.res_) : 0)
+                       : static_cast<std::size_t>(r.res_);
   }
+};
+
+// receive as a loan: the next piece the multishot receive put into the buffer ring, handed over
+// whole (no copy). Stream sockets of a context with a buffer ring only.
+struct receive_borrowed_op : receive_op {
+  static constexpr const char* name = "receive_borrowed_async";
+  static constexpr const char* what = "ringsock: receive_borrowed";
+  receive_borrowed_op() noexcept { borrow = true; }
+  // The piece, now the caller's (an empty handle at the end of stream).
+  received_buffer value(const io_request& r) const noexcept;
+  // The piece for the args form (it keeps it in the args).
+  received_buffer take(const io_request& r) noexcept;
 };
 
 // MSG_NOSIGNAL on every send: a dead peer gives EPIPE, never SIGPIPE.
@@ -196,6 +214,9 @@ template <class Op>
 bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o);
 bool start_op(socket_core& c, io_request& r, accept_op& op, const io_options& o);
 bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o);
+inline bool start_op(socket_core& c, io_request& r, receive_borrowed_op& op, const io_options& o) {
+  return start_op(c, r, static_cast<receive_op&>(op), o);
+}
 
 // The args form's start (lib/socket_args.cpp): checks, then start_op on the args' own request
 // and operation. True: completed inline (the args hold the result, nothing will be signalled).

@@ -31,6 +31,10 @@
 #include "ringsock/detail/buffer_ring.hpp"
 #include "ringsock/detail/operation.hpp"
 
+namespace ringsock {
+class io_context;
+}
+
 namespace ringsock::detail {
 
 struct socket_core;
@@ -74,6 +78,8 @@ struct stream_receiver {
   bool deliver_due = false;      // a deferred delivery is queued
 };
 
+// A received_buffer (or an unclaimed borrowed piece) gives its buffer back to the ring.
+void give_back_piece(io_context& ctx, const buffer_piece& p) noexcept;
 // The socket closes (its fd is already -1): see "closed" above.
 void close_receiver(socket_core& c) noexcept;
 // The context is being destroyed: waiters complete with ECANCELED at once, resuming nobody.

@@ -7,8 +7,8 @@
 //   - fail:          the SQE becomes a NOP whose CQE carries -errno (IORING_NOP_INJECT_RESULT),
 //                    linked timeout and all; no connection is taken, no byte is read or sent;
 //   - short_write:   a send is cut to half its bytes (at least one): a real short write;
-//   - end_multishot: a multishot accept is armed as a single-shot one, so its first CQE is also
-//                    its last (no IORING_CQE_F_MORE) and the library must re-arm;
+//   - end_multishot: a multishot accept (or receive) is armed as a single-shot one, so its first
+//                    CQE is also its last (no IORING_CQE_F_MORE) and the library must re-arm;
 //   - full_sq:       when an operation asks for an SQE, the SQ is first filled with NOPs, so the
 //                    loop meets a full SQ and must flush it before it can go on.
 // Every rule counts the operations it matches: the first `skip` pass, then every `every`-th is
@@ -47,6 +47,8 @@ class fault_plan {
   fault_plan& short_write(fault_schedule when);
   // Multishot accepts end after their first connection (no IORING_CQE_F_MORE).
   fault_plan& end_multishot(fault_schedule when);
+  // The same for `target` (accept, or receive: a multishot receive ends after its first piece).
+  fault_plan& end_multishot(fault_target target, fault_schedule when);
   // The SQ is full when an operation starts (counted per SQE request of the library).
   fault_plan& full_sq(fault_schedule when);
 
@@ -75,6 +77,10 @@ class fault_plan {
 
   std::vector<rule> rules_;
 };
+
+// The next io_context made on this thread fails to register its buffer ring with -err: its
+// receives then go without one, as on a kernel that refuses it.
+void refuse_next_buffer_ring(int err) noexcept;
 
 // Installs `plan` on `ctx` for the scope's lifetime (one plan per context at a time).
 class fault_scope {
