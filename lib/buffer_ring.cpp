@@ -124,23 +124,28 @@ void buffer_ring::wait(buffer_waiter& w) noexcept {
 
 void buffer_ring::unwait(buffer_waiter& w) noexcept {
   if (!w.waiting) return;
-  for (buffer_waiter** p = &waiters_; *p; p = &(*p)->next) {
-    if (*p != &w) continue;
-    *p = w.next;
-    break;
+  for (buffer_waiter** list : {&waiters_, &waking_}) {
+    for (buffer_waiter** p = list; *p; p = &(*p)->next) {
+      if (*p != &w) continue;
+      *p = w.next;
+      w.waiting = false;
+      w.next = nullptr;
+      return;
+    }
   }
-  w.waiting = false;
-  w.next = nullptr;
 }
 
 void buffer_ring::wake_waiters() noexcept {
-  buffer_waiter* all = waiters_;
-  waiters_ = nullptr;
-  while (buffer_waiter* w = all) {
-    all = w->next;
+  // The ones waiting now, one at a time from a list unwait() also searches: a wake may
+  // dispatch completions that close (and unwait) a receiver further down, or make one wait
+  // again (it then joins waiters_, for the next wake).
+  if (waking_) return;  // a nested call: the outer one goes on
+  waking_ = std::exchange(waiters_, nullptr);
+  while (buffer_waiter* w = waking_) {
+    waking_ = w->next;
     w->next = nullptr;
     w->waiting = false;
-    w->wake(w);  // may wait again
+    w->wake(w);
   }
 }
 

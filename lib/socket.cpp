@@ -44,6 +44,11 @@ socket& socket::operator=(socket&& o) noexcept {
 
 void socket::release() noexcept {
   if (detail::socket_core* c = std::exchange(core_, nullptr)) {
+    if (c->ctx && !c->ctx->running_in_this_thread()) {
+      // Its last operations may be finishing on the loop's thread right now: the loop lets go.
+      detail::access::retire_core(*c->ctx, c);
+      return;
+    }
     c->owned = false;
     detail::free_core_if_unused(c);  // else the last operation armed on it frees it
   }
@@ -174,6 +179,12 @@ void close_core(socket_core& c) noexcept {
     return;
   }
   io_context& ctx = *c.ctx;
+  if (c.rx.has_data()) {
+    // Bytes nobody read: close(2) would reset the connection if they were still in the
+    // kernel's queue; they are in ours, so say it explicitly (zero linger: RST).
+    const ::linger abort{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  }
   close_receiver(c);
   if (c.armed == 0 || access::draining(ctx)) {
     ::close(fd);  // nothing in the kernel refers to it (or everything is being cancelled)

@@ -26,7 +26,11 @@ void on_wait_timer(operation* op, int res, std::uint32_t flags) noexcept;
 void on_wait_cancel(io_request* r) noexcept;
 void cancel_waiter(void* r) noexcept;
 void wake_starved(buffer_waiter* w) noexcept;
-void maybe_arm(socket_core& c) noexcept;
+void maybe_arm(socket_core& c, bool demand = false) noexcept;
+void start_direct(socket_core& c) noexcept;
+void on_direct_receive(operation* o, int res, std::uint32_t flags) noexcept;
+void complete(io_request& w, int res) noexcept;
+void deliver(socket_core& c) noexcept;
 
 // The first receive decides: a stream socket (SOCK_STREAM) of a context with a buffer ring.
 bool uses_receiver(socket_core& c) noexcept {
@@ -87,10 +91,12 @@ void drop_queue(io_context& ctx, stream_receiver& rx) noexcept {
   }
 }
 
-// The end (after the queued bytes): an error is reported once, then end of stream, as recv(2).
+// The end (after the queued bytes): end of stream stays; an error goes to one receive, and the
+// next receive asks the kernel again (as recv(2): after a reset it then reads 0; after ENOTCONN
+// on a socket connected since, data).
 int take_end(stream_receiver& rx) noexcept {
   const int e = rx.end;
-  if (e < 0) rx.end = 0;
+  if (e < 0) rx.end = stream_receiver::no_end;
   return e;
 }
 
@@ -155,7 +161,7 @@ void deliver(socket_core& c) noexcept {
 void run_deferred_delivery(void* p) noexcept {
   auto& c = *static_cast<socket_core*>(p);
   c.rx.deliver_due = false;
-  if (c.ctx && !access::draining(*c.ctx)) {
+  if (c.ctx && !access::draining(*c.ctx) && c.fd >= 0) {
     deliver(c);
     maybe_arm(c);
   }
@@ -174,10 +180,13 @@ void arm(socket_core& c) noexcept {
   stream_receiver& rx = c.rx;
   io_context& ctx = *c.ctx;
   ring& rg = access::ring_of(ctx);
-  io_uring_sqe* sqe = rg.reserve_sqes(1);  // may dispatch completions: look at the socket again
-  if (c.fd < 0 || rx.in_kernel) {
+  ++c.armed;  // the reservation may dispatch completions, one of which may drop the socket
+  io_uring_sqe* sqe = rg.reserve_sqes(1);
+  if (c.fd < 0 || rx.in_kernel || rx.direct) {
     io_uring_prep_nop(sqe);
     io_uring_sqe_set_data64(sqe, 0);
+    --c.armed;
+    free_core_if_unused(&c);
     return;
   }
   io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
@@ -185,19 +194,70 @@ void arm(socket_core& c) noexcept {
   sqe->buf_group = buffer_ring::group;
   io_uring_sqe_set_data(sqe, &rx.op);
   rg.expect_cqes();
-  ++c.armed;
-  rx.in_kernel = true;
+  rx.in_kernel = true;  // keeps the hold taken above
   rx.cancel_sent = false;
   rx.persistent = true;
 }
 
-// One multishot in the kernel while someone waits, or (once armed) while the queue has room.
-void maybe_arm(socket_core& c) noexcept {
+// One multishot in the kernel while someone waits (`demand`: a receive is about to), or (once
+// armed) while the queue has room.
+void maybe_arm(socket_core& c, bool demand) noexcept {
   stream_receiver& rx = c.rx;
-  if (c.fd < 0 || !c.ctx || rx.in_kernel || rx.starved || rx.end != stream_receiver::no_end) return;
+  if (c.fd < 0 || !c.ctx || rx.in_kernel || rx.direct || rx.end != stream_receiver::no_end) return;
   if (access::draining(*c.ctx)) return;
-  if (!rx.waiters && (!rx.persistent || rx.count > access::receive_queue_limit(*c.ctx) / 2)) return;
+  if (rx.starved) {
+    start_direct(c);
+    return;
+  }
+  if (!rx.waiters && !demand &&
+      (!rx.persistent || rx.count > access::receive_queue_limit(*c.ctx) / 2))
+    return;
   arm(c);
+}
+
+// Starved: the first waiter, when it has a buffer of its own, gets a single-shot receive into
+// it (borrowing and readiness receives need the ring and keep waiting for a buffer).
+void start_direct(socket_core& c) noexcept {
+  stream_receiver& rx = c.rx;
+  io_request* w = rx.waiters;
+  if (!w || op_of(*w).buf.empty() || rx.direct) return;
+  ring& rg = access::ring_of(*c.ctx);
+  ++c.armed;
+  io_uring_sqe* sqe = rg.reserve_sqes(1);  // may dispatch completions: look again
+  if (c.fd < 0 || rx.waiters != w || rx.direct || rx.in_kernel) {
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, 0);
+    --c.armed;
+    free_core_if_unused(&c);
+    return;
+  }
+  --c.armed;  // the waiter holds the core itself
+  pop_waiter(rx);
+  receive_op& op = op_of(*w);
+  op.source = &c;  // still this socket's: a cancel or timeout now cancels its SQE
+  rx.direct = w;
+  w->on_cqe_ = &on_direct_receive;
+  io_uring_prep_recv(sqe, c.fd, op.buf.data(), op.buf.size(), 0);
+  io_uring_sqe_set_data(sqe, w);
+  rg.expect_cqes();
+  if (w->cancelled_) rg.prep_cancel(w);
+}
+
+void on_direct_receive(operation* o, int res, std::uint32_t) noexcept {
+  auto& r = *static_cast<io_request*>(o);
+  socket_core& c = *op_of(r).source;
+  stream_receiver& rx = c.rx;
+  op_of(r).source = nullptr;
+  rx.direct = nullptr;
+  ++c.armed;  // held until the end of the handler
+  if (res == 0 && rx.end == stream_receiver::no_end) rx.end = 0;  // the end: for the others too
+  complete(r, res);
+  if (c.fd >= 0 && c.ctx && !access::draining(*c.ctx)) {
+    deliver(c);
+    maybe_arm(c);
+  }
+  --c.armed;
+  free_core_if_unused(&c);
 }
 
 void on_receive(operation* op, int res, std::uint32_t flags) noexcept {
@@ -239,7 +299,8 @@ void on_receive(operation* op, int res, std::uint32_t flags) noexcept {
     // Ours (backpressure or close), or a cancel-all of a shutdown: re-armed on demand only.
     if (!rx.cancel_sent) rx.persistent = false;
   } else if (open && rx.end == stream_receiver::no_end) {
-    rx.end = res;  // 0: end of stream; -errno: the connection failed
+    rx.end = res;  // 0: end of stream; -errno: for one receive, then ask the kernel again
+    if (res < 0) rx.persistent = false;  // ... when a receive asks, not before
   }
   if (!more) rx.cancel_sent = false;
   if (open) {
@@ -262,7 +323,9 @@ void on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
   if (res == -ETIME) {
     r.timer_fired_ = true;
     receive_op& o = op_of(r);
-    if (socket_core* c = o.source) {
+    if (socket_core* c = o.source; c && c->rx.direct == &r) {
+      access::ring_of(*r.ctx_).prep_cancel(&r);  // its own receive: its CQE ends it
+    } else if (c) {
       forget(*c, o);
       r.res_ = -ETIMEDOUT;
       r.count_down();  // the delivery that will not come
@@ -275,10 +338,14 @@ void on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
 // never runs the waiter on its stack.
 void on_wait_cancel(io_request* r) noexcept {
   receive_op& o = op_of(*r);
-  if (socket_core* c = o.source) {
-    forget(*c, o);
-    access::defer(*r->ctx_, &cancel_waiter, r);
+  socket_core* c = o.source;
+  if (!c) return;
+  if (c->rx.direct == r) {
+    access::ring_of(*r->ctx_).prep_cancel(r);  // its own receive: its CQE ends it
+    return;
   }
+  forget(*c, o);
+  access::defer(*r->ctx_, &cancel_waiter, r);
 }
 
 void cancel_waiter(void* p) noexcept { complete(*static_cast<io_request*>(p), -ECANCELED); }
@@ -304,11 +371,11 @@ stream_receiver::~stream_receiver() {
 void stream_receiver::push(const buffer_piece& p) {
   if (count == room) {  // CQEs that raced the backpressure cancel: never drop bytes
     auto* bigger = new buffer_piece[2u * room];
-    for (unsigned i = 0; i < count; ++i) bigger[i] = q[(head + i) & (room - 1)];
+    for (std::uint32_t i = 0; i < count; ++i) bigger[i] = q[(head + i) & (room - 1)];
     if (q != inline_q) delete[] q;
     q = bigger;
     head = 0;
-    room = static_cast<std::uint16_t>(2u * room);
+    room *= 2;
   }
   q[(head + count) & (room - 1)] = p;
   ++count;
@@ -373,14 +440,17 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
   // The timer's SQE may dispatch completions (a full SQ): bytes for this socket, or its close,
   // may arrive before the request is in the FIFO. It then completes on a following turn.
   if (o.timeout.count() > 0) arm_wait_timer(r, o.timeout.count(), &on_wait_timer);
+  // The multishot's SQE too, before the request joins the FIFO: nothing reaped while making
+  // room for it can then reach the request before its caller suspends.
+  if (!rx.waiters && !rx.has_data()) maybe_arm(c, true);
   push_waiter(rx, c, r);
   if (c.fd < 0) {
     forget(c, op);
     access::defer(ctx, &cancel_waiter, &r);
   } else if (rx.has_data() || rx.end != stream_receiver::no_end) {
     deliver_later(c);
-  } else {
-    maybe_arm(c);
+  } else if (rx.starved && !rx.direct && rx.waiters == &r) {
+    deliver_later(c);  // its direct receive is started on a following turn
   }
   if (o.stop.stop_possible()) r.watch(o.stop);
   return false;

@@ -506,7 +506,7 @@ TEST_SUITE("receive path") {
     CHECK(all_back(ctx));
   }
 
-  TEST_CASE("handles that hold every buffer make other sockets wait, never fail; releasing them lets the bytes through") {
+  TEST_CASE("handles that hold every buffer: a copying receive elsewhere still gets its bytes (a receive of its own), a borrowing one waits for a buffer") {
     io_context::params prm;
     prm.receive_buffers = 4;
     prm.receive_buffer_size = 256;
@@ -525,15 +525,30 @@ TEST_SUITE("receive path") {
     for (const auto& h : held) total += h.size();
     CHECK(total == 4 * 256);
     CHECK(ctx.stats().buffers_lent == 4);
+    // The ring is dry. A copying receive on b: its multishot meets ENOBUFS, then a single-shot
+    // receive into its own buffer brings the bytes.
     std::string got;
-    ctx.spawn([](socket& s, std::string& got) -> task<void> { got = co_await receive_string(s, 64); }(b.server, got));
+    ctx.spawn([](socket& s, std::string& got) -> task<void> { got = co_await receive_all(s, 14, 64); }(b.server, got));
     peer_send(b.peer, "waiting");
-    settle(ctx, 30ms);
-    CHECK(got.empty());  // the ring is dry: the receive waits
+    settle(ctx, 10ms);
+    peer_send(b.peer, "direct!");
+    ctx.run_until([&] { return got.size() == 14; }, 2s);
+    CHECK(got == "waitingdirect!");
     CHECK(ctx.stats().buffer_shortages > 0);
+    // A borrowing receive needs a ring buffer: it waits until a handle gives one back.
+    received_buffer lent;
+    bool done = false;
+    ctx.spawn([](socket& s, received_buffer& out, bool& done) -> task<void> {
+      out = co_await s.receive_borrowed_async();
+      done = true;
+    }(b.server, lent, done));
+    peer_send(b.peer, "later");
+    settle(ctx, 30ms);
+    CHECK_FALSE(done);
     held.clear();
-    ctx.run_until([&] { return !got.empty(); }, 2s);
-    CHECK(got == "waiting");
+    ctx.run_until([&] { return done; }, 2s);
+    CHECK(test::str(lent.data()) == "later");
+    lent.reset();
     CHECK(all_back(ctx));
   }
 
@@ -567,6 +582,48 @@ TEST_SUITE("receive path") {
       }
     }(p.server, threw));
     CHECK(threw);
+  }
+
+  TEST_CASE("a dry ring with one socket left unread: another socket is still read to its end first") {
+    io_context::params prm;
+    prm.receive_buffers = 4;
+    prm.receive_buffer_size = 512;
+    prm.receive_queue_limit = 64;
+    io_context ctx(prm);
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    raw_pair a = make_pair(ctx, l);
+    raw_pair b = make_pair(ctx, l);
+    peer_send(a.peer, "a");
+    CHECK(ctx.block_on(receive_string(a.server, 8)) == "a");
+    peer_send(a.peer, pattern(8 * 1024));  // a's queue takes every buffer; nobody reads a yet
+    settle(ctx);
+    CHECK(ctx.stats().buffers_lent == 4);
+    const std::string db = pattern(100 * 1024);
+    std::thread wb = peer_writer(b.peer, db);
+    std::string gb;
+    ctx.spawn([](socket& s, std::size_t n, std::string& out) -> task<void> {
+      out = co_await receive_all(s, n, 4096);
+    }(b.server, db.size(), gb));
+    ctx.run_until([&] { return gb.size() == db.size(); }, 10s);
+    wb.join();
+    CHECK(gb == db);
+    CHECK(ctx.block_on(receive_all(a.server, 8 * 1024, 1000)) == pattern(8 * 1024));
+    CHECK(all_back(ctx));
+  }
+
+  TEST_CASE("an error that does not end the connection is given to one receive: a receive before the connect, then the data") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    socket c(ctx, address_family::ipv4);
+    std::array<std::byte, 8> buf{};
+    auto early = ctx.block_on([](socket& s, std::span<std::byte> b) -> task<io_result<std::size_t>> {
+      co_return co_await as_result(s.receive_async(b));
+    }(c, buf));
+    CHECK(early.ec == std::errc::not_connected);
+    ctx.block_on([](socket& c, endpoint ep) -> task<void> { co_await c.connect_async(ep); }(c, l.local_endpoint()));
+    socket server = ctx.block_on(test::accept_one(l));
+    ctx.block_on([](socket& s) -> task<void> { co_await s.send_all_async(test::bytes("late")); }(server));
+    CHECK(ctx.block_on(receive_string(c, 8)) == "late");
   }
 }
 

@@ -91,6 +91,7 @@ class buffer_ring {
   std::unique_ptr<std::uint16_t[]> pieces_;
   std::unique_ptr<bool[]> out_;
   buffer_waiter* waiters_ = nullptr;
+  buffer_waiter* waking_ = nullptr;  // taken by wake_waiters(), not woken yet
 };
 
 }  // namespace ringsock::detail

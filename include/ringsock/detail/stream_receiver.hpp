@@ -14,11 +14,14 @@
 //                                                         0 (FIN) / -errno        -> ended
 //                                                         ENOBUFS                 -> starved
 //   cancelling   backpressure [in_kernel && cancel_sent]  last CQE                -> idle
-//   starved      the ring ran dry [starved]; waiting       a buffer came back     -> idle (re-arm)
-//                receives keep waiting, the connection
-//                is healthy (the ENOBUFS policy)
-//   ended        [end <= 0] after the queued bytes: 0 for every receive (FIN), or -errno once
-//                and then 0 (RST: connection_reset, as recv(2) does)
+//   starved      the ring ran dry [starved]: the           a buffer came back     -> idle (re-arm)
+//                connection is healthy (the ENOBUFS
+//                policy); the first waiting receive with
+//                a buffer of its own gets a single-shot
+//                receive into it [direct], so no socket
+//                waits on bytes others leave unread
+//   ended        [end <= 0] after the queued bytes: 0 for every receive (FIN); -errno is given
+//                to one receive, and the next one asks the kernel again (after RST: 0)
 //   closed       fd -1: queued pieces go back to the ring, waiters complete with ECANCELED on a
 //                later loop turn, late CQEs give their buffers back at once
 //
@@ -58,18 +61,19 @@ struct stream_receiver {
   void push(const buffer_piece& p);
   buffer_piece& front() noexcept { return q[head]; }
   void pop() noexcept {
-    head = static_cast<std::uint16_t>((head + 1) & (room - 1));
+    head = (head + 1) & (room - 1);
     --count;
   }
 
   multishot_receive op;
   buffer_waiter starve;          // in the buffer ring's waiters while starved
-  static constexpr std::uint16_t inline_room = 8;
+  static constexpr std::uint32_t inline_room = 8;
   buffer_piece inline_q[inline_room];
   buffer_piece* q = inline_q;    // ring of pieces, `room` (a power of two) entries
-  std::uint16_t room = inline_room, head = 0, count = 0;
+  std::uint32_t room = inline_room, head = 0, count = 0;
   io_request* waiters = nullptr;
   io_request* waiters_tail = nullptr;
+  io_request* direct = nullptr;  // starved: the first waiter's own receive into its buffer
   int end = no_end;              // no_end, 0 (end of stream) or -errno, after the queued bytes
   bool in_kernel = false;        // the multishot is armed
   bool cancel_sent = false;      // ... and asked to stop (queue full)
