@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-ECHO_SERVERS = ["raw-uring", "ringsock", "epoll", "asio-uring"]
+ECHO_SERVERS = ["raw-uring", "ringsock", "ringsock-copy", "epoll", "asio-uring"]
 HTTP_SERVERS = ECHO_SERVERS + ["nginx"]
 WORKLOADS = [
     # id, title, kind, arguments, unit, servers
@@ -34,7 +34,10 @@ WORKLOADS = [
     ("W6", "HTTP close c32", "wrk", ["-c32", "-H", "Connection: close"], "req", HTTP_SERVERS),
     ("W7", "W1 with 10,000 idle", "idle", ["pingpong", "50", "64"], "msg", ECHO_SERVERS),
 ]
-BINARIES = {"raw-uring": "raw_uring_server", "ringsock": "ringsock_server",
+# ringsock-copy: the same server with receive_async into a 4 KiB buffer per connection (the mode
+# suffix) instead of the README's borrowed receive.
+MODE_SUFFIX = {"ringsock-copy": "-copy"}
+BINARIES = {"raw-uring": "raw_uring_server", "ringsock": "ringsock_server", "ringsock-copy": "ringsock_server",
             "epoll": "epoll_server", "asio-uring": "asio_server"}
 IDLE_CONNS = 10_000
 
@@ -95,7 +98,8 @@ class Server:
                 self.stop()
                 raise RuntimeError("nginx did not start")
             return
-        self.p = subprocess.Popen(["taskset", "-c", "0", os.path.join(build, "bench", BINARIES[name]), mode],
+        self.p = subprocess.Popen(["taskset", "-c", "0", os.path.join(build, "bench", BINARIES[name]),
+                                  mode + MODE_SUFFIX.get(name, "")],
                                   stdout=subprocess.PIPE, text=True)
         line = self.p.stdout.readline()
         if not line.startswith("PORT "):

@@ -42,10 +42,15 @@ int buffer_ring::setup(io_uring& ring, unsigned count, unsigned size) noexcept {
   base_bytes_ = static_cast<std::size_t>(n) * size;
   auto* entries = static_cast<io_uring_buf_ring*>(map(entries_bytes_));
   base_ = static_cast<std::byte*>(map(base_bytes_));
-  next_offset_.reset(new (std::nothrow) std::uint32_t[n]());
-  pieces_.reset(new (std::nothrow) std::uint16_t[n]());
-  out_.reset(new (std::nothrow) bool[n]());
-  if (!entries || !base_ || !next_offset_ || !pieces_ || !out_) {
+  try {
+    next_offset_.assign(n, 0);
+    pieces_.assign(n, 0);
+    out_.assign(n, 0);
+  } catch (const std::bad_alloc&) {
+    if (entries) ::munmap(entries, entries_bytes_);
+    return -ENOMEM;
+  }
+  if (!entries || !base_) {
     if (entries) ::munmap(entries, entries_bytes_);
     return -ENOMEM;
   }
@@ -94,7 +99,7 @@ buffer_piece buffer_ring::take(std::uint32_t cqe_flags, std::uint32_t len) noexc
     next_offset_[p.bid] += len;
     if (cqe_flags & cqe_buf_more) return p;  // the kernel goes on filling this buffer
   }
-  out_[p.bid] = true;
+  out_[p.bid] = 1;
   ++lent_;
   return p;
 }
@@ -107,7 +112,7 @@ bool buffer_ring::release(const buffer_piece& p) noexcept {
 }
 
 void buffer_ring::put_back(std::uint16_t bid) noexcept {
-  out_[bid] = false;
+  out_[bid] = 0;
   next_offset_[bid] = 0;
   --lent_;
   io_uring_buf_ring_add(entries_, base_ + static_cast<std::size_t>(bid) * size_, size_, bid,

@@ -1,10 +1,14 @@
-// bench server "ringsock": written with the public API only, as a user would write it.
+// bench server "ringsock": written with the public API only, as a user would write it (the
+// README's way: receive_borrowed_async, so a connection holds no buffer of its own).
+// Mode "-copy" (the "ringsock-copy" peer) receives with receive_async into a 4 KiB buffer of
+// each connection's coroutine frame instead, so the table shows both.
 // Modes: echo and http (http_min.h). Prints "PORT <n>" once listening on 127.0.0.1.
-//   ringsock_server echo|http [port]
+//   ringsock_server echo|http|echo-copy|http-copy [port]
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "http_min.h"
 #include "ringsock/ringsock.hpp"
@@ -14,7 +18,15 @@ using namespace ringsock;
 using ringsock::socket;
 
 task<void> echo(socket s) {
-  std::byte buf[32 * 1024];
+  for (;;) {
+    received_buffer b = co_await s.receive_borrowed_async();
+    if (b.empty()) co_return;
+    co_await s.send_all_async(b.data());
+  }
+}
+
+task<void> echo_copy(socket s) {
+  std::byte buf[4096];
   for (;;) {
     std::size_t n = co_await s.receive_async(buf);
     if (n == 0) co_return;
@@ -22,45 +34,98 @@ task<void> echo(socket s) {
   }
 }
 
+std::span<const std::byte> text(const char* s, std::size_t n) { return std::as_bytes(std::span(s, n)); }
+
+// Answers the complete requests at the front of [p, p + n); returns the bytes they took and
+// sets `close` when the last one asked to close.
+task<std::size_t> answer(socket& s, const char* p, std::size_t n, bool& close) {
+  std::size_t off = 0, end;
+  while (!close && (end = http_request_end(p + off, n - off)) > 0) {
+    close = http_wants_close(p + off, end);
+    off += end;
+    if (close)
+      co_await s.send_all_async(text(http_ok_close, sizeof http_ok_close - 1));
+    else
+      co_await s.send_all_async(text(http_ok, sizeof http_ok - 1));
+  }
+  co_return off;
+}
+
+task<void> too_large(socket& s) {
+  co_await s.send_all_async(text(http_431, sizeof http_431 - 1));
+  s.shutdown(shutdown_how::send);
+}
+
+// Requests are parsed in the lent buffer; only a request split across arrivals is copied.
 task<void> http(socket s) {
+  char carry[2 * HTTP_MAX_HEADER];
+  std::size_t len = 0;
+  bool close = false;
+  for (;;) {
+    received_buffer b = co_await s.receive_borrowed_async();
+    if (b.empty()) co_return;
+    const char* in = reinterpret_cast<const char*>(b.data().data());
+    std::size_t left = b.size();
+    if (len == 0) {  // the common case: whole requests, answered from the ring's buffer
+      const std::size_t used = co_await answer(s, in, left, close);
+      if (close) co_return;
+      in += used;
+      left -= used;
+    }
+    while (left > 0) {  // a request split across arrivals: gather it
+      const std::size_t take = std::min(left, sizeof carry - len);
+      std::memcpy(carry + len, in, take);
+      len += take;
+      in += take;
+      left -= take;
+      const std::size_t used = co_await answer(s, carry, len, close);
+      if (close) co_return;
+      std::memmove(carry, carry + used, len - used);
+      len -= used;
+      if (len >= HTTP_MAX_HEADER) {  // headers too long: answer 431, then close
+        co_await too_large(s);
+        co_return;
+      }
+    }
+  }
+}
+
+task<void> http_copy(socket s) {
   char in[2 * HTTP_MAX_HEADER];
   std::size_t len = 0;
+  bool close = false;
   for (;;) {
     std::size_t n = co_await s.receive_async(std::as_writable_bytes(std::span(in + len, sizeof in - len)));
     if (n == 0) co_return;
     len += n;
-    std::size_t end;
-    while ((end = http_request_end(in, len)) > 0) {
-      const bool close = http_wants_close(in, end);
-      std::memmove(in, in + end, len - end);
-      len -= end;
-      if (close) {
-        co_await s.send_all_async(std::as_bytes(std::span(http_ok_close, sizeof http_ok_close - 1)));
-        co_return;
-      }
-      co_await s.send_all_async(std::as_bytes(std::span(http_ok, sizeof http_ok - 1)));
-    }
-    if (len >= HTTP_MAX_HEADER) {  // headers too long: answer 431, then close
-      co_await s.send_all_async(std::as_bytes(std::span(http_431, sizeof http_431 - 1)));
-      s.shutdown(shutdown_how::send);
+    const std::size_t used = co_await answer(s, in, len, close);
+    if (close) co_return;
+    std::memmove(in, in + used, len - used);
+    len -= used;
+    if (len >= HTTP_MAX_HEADER) {
+      co_await too_large(s);
       co_return;
     }
   }
 }
 
 // A failed connection must not end the server: drop it.
-task<void> serve(socket s, bool http_mode) {
+task<void> serve(socket s, std::string_view mode) {
   s.set_no_delay(true);
   try {
-    if (http_mode)
+    if (mode == "http")
       co_await http(std::move(s));
+    else if (mode == "http-copy")
+      co_await http_copy(std::move(s));
+    else if (mode == "echo-copy")
+      co_await echo_copy(std::move(s));
     else
       co_await echo(std::move(s));
   } catch (const socket_error&) {
   }
 }
 
-task<void> accept_loop(io_context& ctx, socket& listener, bool http_mode) {
+task<void> accept_loop(io_context& ctx, socket& listener, std::string_view mode) {
   accept_args args;
   for (;;) {
     std::error_code ec = co_await listener.accept_async(args);
@@ -68,19 +133,19 @@ task<void> accept_loop(io_context& ctx, socket& listener, bool http_mode) {
       if (is_fatal(ec)) co_return;
       continue;
     }
-    ctx.spawn(serve(std::move(args.accept_socket()), http_mode));
+    ctx.spawn(serve(std::move(args.accept_socket()), mode));
   }
 }
 }  // namespace app
 
 int main(int argc, char** argv) {
   using namespace app;
-  const bool http_mode = argc > 1 && std::strcmp(argv[1], "http") == 0;
+  const std::string_view mode = argc > 1 ? argv[1] : "echo";
   io_context ctx;
   std::string where = "127.0.0.1:" + std::to_string(argc > 2 ? std::atoi(argv[2]) : 0);
   ringsock::socket listener = ringsock::socket::listen(ctx, endpoint::parse(where), 4096);
   std::printf("PORT %u\n", listener.local_endpoint().port());
   std::fflush(stdout);
-  ctx.spawn(accept_loop(ctx, listener, http_mode));
+  ctx.spawn(accept_loop(ctx, listener, mode));
   ctx.run();
 }

@@ -13,13 +13,12 @@ using ringsock::socket;  // POSIX ::socket() would make the bare name ambiguous
 
 // README-BEGIN
 task<void> serve(socket s) {  // state is passed as parameters, never captured
-  std::array<std::byte, 4096> buf;
   for (;;) {
-    auto [ec, n] = co_await as_result(s.receive_async(buf));  // I/O errors are values
-    if (ec || n == 0) co_return;                                // a reset peer, or the end
-    auto sent = co_await as_result(s.send_all_async({buf.data(), n}));
+    auto [ec, bytes] = co_await as_result(s.receive_borrowed_async());  // lent by the ring
+    if (ec || bytes.empty()) co_return;            // I/O errors are values; empty: the end
+    auto sent = co_await as_result(s.send_all_async(bytes.data()));    // no copy, no buffer
     if (sent.ec) co_return;
-  }
+  }  // each received_buffer goes back to the ring at the end of its iteration
 }
 
 task<void> accept_loop(io_context& ctx, socket& listener) {

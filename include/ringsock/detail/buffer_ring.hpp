@@ -19,7 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <vector>
 
 namespace ringsock::detail {
 
@@ -87,9 +87,9 @@ class buffer_ring {
   bool incremental_ = false;
   bool registered_ = false;
   // Per buffer: where the kernel writes next (incremental), pieces held, kernel let go of it.
-  std::unique_ptr<std::uint32_t[]> next_offset_;
-  std::unique_ptr<std::uint16_t[]> pieces_;
-  std::unique_ptr<bool[]> out_;
+  std::vector<std::uint32_t> next_offset_;
+  std::vector<std::uint16_t> pieces_;
+  std::vector<unsigned char> out_;
   buffer_waiter* waiters_ = nullptr;
   buffer_waiter* waking_ = nullptr;  // taken by wake_waiters(), not woken yet
 };
