@@ -52,7 +52,7 @@ shutdown_report io_context::shutdown_gracefully(std::chrono::milliseconds grace)
 void io_context::shutdown() noexcept {
   draining_ = true;
   mailbox_.close();
-  orphan_cores();
+  orphan_cores(true);
   ring_.prep_cancel_all();
   ring_.flush();
   // Bounded: an accounting bug must not hang a destructor forever.
@@ -76,11 +76,11 @@ void io_context::shutdown() noexcept {
   ready_.clear();
   ready_head_ = 0;
   while (spawned_.next != &spawned_) spawned_.next->frame.destroy();
-  orphan_cores();  // any made meanwhile
+  orphan_cores(false);  // any made meanwhile
   ring_.flush();
 }
 
-void io_context::orphan_cores() noexcept {
+void io_context::orphan_cores(bool receives_later) noexcept {
   free_retired_cores();
   while (cores_.next != &cores_) {
     detail::socket_core* c = cores_.next;
@@ -92,7 +92,7 @@ void io_context::orphan_cores() noexcept {
       detail::close_listener(a);  // owns fd: closes it, and frees itself, after its last CQE
     else if (fd >= 0)
       ::close(fd);  // the kernel keeps its own reference for what is still in flight
-    detail::abandon_receiver(*c);
+    detail::abandon_receiver(*c, receives_later);
     --c->armed;
     detail::free_core_if_unused(c);
   }

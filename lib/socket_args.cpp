@@ -80,7 +80,13 @@ void socket_args::store(const detail::receive_borrowed_op& op) noexcept {
     error_ = make_error_code_from_errno(-req_.res_);
     return;
   }
-  borrowed_ = op.value(req_);
+  received_buffer b = op.value(req_);
+  if (detail::access::draining(*req_.ctx_)) {
+    // The context is going away: the args may outlive it, so they must hold none of its buffers.
+    error_ = std::make_error_code(std::errc::operation_canceled);
+    return;  // b gives the piece back here
+  }
+  borrowed_ = std::move(b);
   transferred_ = borrowed_.size();
 }
 

@@ -31,6 +31,7 @@ void start_direct(socket_core& c) noexcept;
 void on_direct_receive(operation* o, int res, std::uint32_t flags) noexcept;
 void complete(io_request& w, int res) noexcept;
 void deliver(socket_core& c) noexcept;
+void serve_next_later(socket_core& c) noexcept;
 
 // The first receive decides: a stream socket (SOCK_STREAM) of a context with a buffer ring.
 bool uses_receiver(socket_core& c) noexcept {
@@ -176,6 +177,12 @@ void deliver_later(socket_core& c) noexcept {
   access::defer(*c.ctx, &run_deferred_delivery, &c);
 }
 
+// A waiter left the FIFO early: while starved, the one now first may need its direct receive.
+void serve_next_later(socket_core& c) noexcept {
+  if (c.rx.starved && c.rx.waiters && !c.rx.direct && c.fd >= 0 && c.ctx && !access::draining(*c.ctx))
+    deliver_later(c);
+}
+
 void arm(socket_core& c) noexcept {
   stream_receiver& rx = c.rx;
   io_context& ctx = *c.ctx;
@@ -216,11 +223,11 @@ void maybe_arm(socket_core& c, bool demand) noexcept {
 }
 
 // Starved: the first waiter, when it has a buffer of its own, gets a single-shot receive into
-// it (borrowing and readiness receives need the ring and keep waiting for a buffer).
+// it (a readiness wait: a poll); a borrowing receive needs the ring and waits for a buffer.
 void start_direct(socket_core& c) noexcept {
   stream_receiver& rx = c.rx;
   io_request* w = rx.waiters;
-  if (!w || op_of(*w).buf.empty() || rx.direct) return;
+  if (!w || rx.direct || op_of(*w).borrow) return;
   ring& rg = access::ring_of(*c.ctx);
   ++c.armed;
   io_uring_sqe* sqe = rg.reserve_sqes(1);  // may dispatch completions: look again
@@ -237,7 +244,7 @@ void start_direct(socket_core& c) noexcept {
   op.source = &c;  // still this socket's: a cancel or timeout now cancels its SQE
   rx.direct = w;
   w->on_cqe_ = &on_direct_receive;
-  io_uring_prep_recv(sqe, c.fd, op.buf.data(), op.buf.size(), 0);
+  op.prep(sqe, c.fd);  // into its buffer, or (readiness) a poll for input
   io_uring_sqe_set_data(sqe, w);
   rg.expect_cqes();
   if (w->cancelled_) rg.prep_cancel(w);
@@ -255,6 +262,8 @@ void on_direct_receive(operation* o, int res, std::uint32_t) noexcept {
   if (c.fd >= 0 && c.ctx && !access::draining(*c.ctx)) {
     deliver(c);
     maybe_arm(c);
+  } else if (c.ctx && !access::draining(*c.ctx)) {
+    close_receiver(c);  // closed meanwhile: the waiters behind it end now, in their order
   }
   --c.armed;
   free_core_if_unused(&c);
@@ -327,6 +336,7 @@ void on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
       access::ring_of(*r.ctx_).prep_cancel(&r);  // its own receive: its CQE ends it
     } else if (c) {
       forget(*c, o);
+      serve_next_later(*c);
       r.res_ = -ETIMEDOUT;
       r.count_down();  // the delivery that will not come
     }
@@ -345,6 +355,7 @@ void on_wait_cancel(io_request* r) noexcept {
     return;
   }
   forget(*c, o);
+  serve_next_later(*c);
   access::defer(*r->ctx_, &cancel_waiter, r);
 }
 
@@ -382,6 +393,7 @@ void stream_receiver::push(const buffer_piece& p) {
 }
 
 receive_op::~receive_op() {
+  if (source && source->rx.direct && source->rx.direct->op_ == this) source->rx.direct = nullptr;
   if (source) forget(*source, *this);
   if (lent_ctx) give_back(*lent_ctx, lent);
 }
@@ -462,6 +474,7 @@ void close_receiver(socket_core& c) noexcept {
   drop_queue(ctx, rx);
   if (rx.starved) buffers_of(ctx).unwait(rx.starve);
   rx.starved = false;
+  if (rx.direct) return;  // its cancelled CQE comes first; the waiters behind it follow then
   io_request* all = take_waiters(rx);
   while (io_request* w = all) {
     all = op_of(*w).next;
@@ -469,7 +482,7 @@ void close_receiver(socket_core& c) noexcept {
   }
 }
 
-void abandon_receiver(socket_core& c) noexcept {
+void abandon_receiver(socket_core& c, bool later) noexcept {
   stream_receiver& rx = c.rx;
   io_context& ctx = *rx.op.ctx;
   drop_queue(ctx, rx);
@@ -478,8 +491,12 @@ void abandon_receiver(socket_core& c) noexcept {
   io_request* all = take_waiters(rx);
   while (io_request* w = all) {
     all = op_of(*w).next;
-    w->res_ = -ECANCELED;
-    w->count_down();  // resumes nobody: the context is draining
+    if (later) {
+      access::defer(ctx, &cancel_waiter, w);
+    } else {
+      w->res_ = -ECANCELED;
+      w->count_down();  // resumes nobody: the context is draining
+    }
   }
 }
 

@@ -40,7 +40,9 @@ std::span<const std::byte> text(const char* s, std::size_t n) { return std::as_b
 // sets `close` when the last one asked to close.
 task<std::size_t> answer(socket& s, const char* p, std::size_t n, bool& close) {
   std::size_t off = 0, end;
-  while (!close && (end = http_request_end(p + off, n - off)) > 0) {
+  // A request must end within the first 2 * HTTP_MAX_HEADER bytes, as in the servers that read
+  // into a buffer of that size.
+  while (!close && (end = http_request_end(p + off, std::min<std::size_t>(n - off, 2 * HTTP_MAX_HEADER))) > 0) {
     close = http_wants_close(p + off, end);
     off += end;
     if (close)

@@ -252,7 +252,9 @@ class io_context {
   bool has_work() const noexcept;
   void shutdown() noexcept;
   // Closes the descriptors of the cores still linked and detaches them from this context.
-  void orphan_cores() noexcept;
+  // `receives_later`: the receives waiting in a core complete on the drain's last run of ready
+  // work (after every CQE is reaped), not at once.
+  void orphan_cores(bool receives_later) noexcept;
   void free_retired_cores() noexcept;
 
   std::thread::id owner_;

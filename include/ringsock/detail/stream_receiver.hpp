@@ -86,8 +86,10 @@ struct stream_receiver {
 void give_back_piece(io_context& ctx, const buffer_piece& p) noexcept;
 // The socket closes (its fd is already -1): see "closed" above.
 void close_receiver(socket_core& c) noexcept;
-// The context is being destroyed: waiters complete with ECANCELED at once, resuming nobody.
-void abandon_receiver(socket_core& c) noexcept;
+// The context is being destroyed: waiters complete with ECANCELED, resuming nobody; `later`:
+// on a following run of ready work (the destructor's, after every CQE is reaped, so that a
+// thread their completion wakes, which may then drop the socket, finds the core settled).
+void abandon_receiver(socket_core& c, bool later) noexcept;
 // Graceful shutdown's last phase: waiting receives complete with ECANCELED on a later turn.
 void cancel_receive_waiters(socket_core& c) noexcept;
 
