@@ -86,14 +86,14 @@ void io_context::orphan_cores(bool receives_later) noexcept {
     detail::socket_core* c = cores_.next;
     unlink_core(c);
     c->ctx = nullptr;
-    ++c->armed;  // abandoning its receives may release the last hold on it
+    ++c->held;  // abandoning its receives may release the last hold on it
     const int fd = std::exchange(c->fd, -1);
     if (detail::acceptor* a = std::exchange(c->listener, nullptr))
       detail::close_listener(a);  // owns fd: closes it, and frees itself, after its last CQE
     else if (fd >= 0)
       ::close(fd);  // the kernel keeps its own reference for what is still in flight
     detail::abandon_receiver(*c, receives_later);
-    --c->armed;
+    --c->held;
     detail::free_core_if_unused(c);
   }
 }

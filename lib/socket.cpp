@@ -199,7 +199,7 @@ void close_core(socket_core& c) noexcept {
 }
 
 void free_core_if_unused(socket_core* c) noexcept {
-  if (c->owned || c->armed != 0) return;
+  if (c->owned || c->armed != 0 || c->held != 0) return;
   if (c->ctx && !c->ctx->running_in_this_thread()) {
     access::retire_core(*c->ctx, c);  // the live-core list belongs to the context's thread
     return;

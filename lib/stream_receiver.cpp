@@ -166,14 +166,14 @@ void run_deferred_delivery(void* p) noexcept {
     deliver(c);
     maybe_arm(c);
   }
-  --c.armed;
+  --c.held;
   free_core_if_unused(&c);
 }
 
 void deliver_later(socket_core& c) noexcept {
   if (c.rx.deliver_due) return;
   c.rx.deliver_due = true;
-  ++c.armed;
+  ++c.held;
   access::defer(*c.ctx, &run_deferred_delivery, &c);
 }
 
@@ -187,12 +187,12 @@ void arm(socket_core& c) noexcept {
   stream_receiver& rx = c.rx;
   io_context& ctx = *c.ctx;
   ring& rg = access::ring_of(ctx);
-  ++c.armed;  // the reservation may dispatch completions, one of which may drop the socket
+  ++c.held;   // the reservation may dispatch completions, one of which may drop the socket
   io_uring_sqe* sqe = rg.reserve_sqes(1);
   if (c.fd < 0 || rx.in_kernel || rx.direct) {
     io_uring_prep_nop(sqe);
     io_uring_sqe_set_data64(sqe, 0);
-    --c.armed;
+    --c.held;
     free_core_if_unused(&c);
     return;
   }
@@ -201,7 +201,9 @@ void arm(socket_core& c) noexcept {
   sqe->buf_group = buffer_ring::group;
   io_uring_sqe_set_data(sqe, &rx.op);
   rg.expect_cqes();
-  rx.in_kernel = true;  // keeps the hold taken above
+  --c.held;
+  ++c.armed;  // the multishot's own reference, until its last CQE
+  rx.in_kernel = true;
   rx.cancel_sent = false;
   rx.persistent = true;
 }
@@ -229,16 +231,16 @@ void start_direct(socket_core& c) noexcept {
   io_request* w = rx.waiters;
   if (!w || rx.direct || op_of(*w).borrow) return;
   ring& rg = access::ring_of(*c.ctx);
-  ++c.armed;
+  ++c.held;
   io_uring_sqe* sqe = rg.reserve_sqes(1);  // may dispatch completions: look again
   if (c.fd < 0 || rx.waiters != w || rx.direct || rx.in_kernel) {
     io_uring_prep_nop(sqe);
     io_uring_sqe_set_data64(sqe, 0);
-    --c.armed;
+    --c.held;
     free_core_if_unused(&c);
     return;
   }
-  --c.armed;  // the waiter holds the core itself
+  --c.held;  // the waiter holds the core itself
   pop_waiter(rx);
   receive_op& op = op_of(*w);
   op.source = &c;  // still this socket's: a cancel or timeout now cancels its SQE
@@ -256,7 +258,7 @@ void on_direct_receive(operation* o, int res, std::uint32_t) noexcept {
   stream_receiver& rx = c.rx;
   op_of(r).source = nullptr;
   rx.direct = nullptr;
-  ++c.armed;  // held until the end of the handler
+  ++c.held;  // held until the end of the handler
   if (res == 0 && rx.end == stream_receiver::no_end) rx.end = 0;  // the end: for the others too
   complete(r, res);
   if (c.fd >= 0 && c.ctx && !access::draining(*c.ctx)) {
@@ -265,7 +267,7 @@ void on_direct_receive(operation* o, int res, std::uint32_t) noexcept {
   } else if (c.ctx && !access::draining(*c.ctx)) {
     close_receiver(c);  // closed meanwhile: the waiters behind it end now, in their order
   }
-  --c.armed;
+  --c.held;
   free_core_if_unused(&c);
 }
 
@@ -275,7 +277,7 @@ void on_receive(operation* op, int res, std::uint32_t flags) noexcept {
   stream_receiver& rx = c.rx;
   io_context& ctx = *m.ctx;
   const bool more = flags & IORING_CQE_F_MORE;
-  ++c.armed;  // held until the end of the handler
+  ++c.held;  // held until the end of the handler
   if (!more) {
     rx.in_kernel = false;
     --c.armed;
@@ -316,7 +318,7 @@ void on_receive(operation* op, int res, std::uint32_t flags) noexcept {
     deliver(c);
     maybe_arm(c);
   }
-  --c.armed;
+  --c.held;
   free_core_if_unused(&c);
 }
 

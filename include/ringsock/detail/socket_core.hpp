@@ -35,6 +35,9 @@ struct socket_core : frame_allocated {
   io_context* ctx = nullptr;      // null once the context is gone
   int fd = -1;                    // -1 once closed
   unsigned armed = 0;             // requests and own multishots armed on fd, not finished
+  unsigned held = 0;              // holds of the library's own code (a completion handler that
+                                  // may resume a coroutine that drops the socket): keep the core,
+                                  // but nothing in the kernel refers to the fd for them
   signed char kind = kind_unknown;
   bool owned = true;              // a socket object holds it
   acceptor* listener = nullptr;   // the accept side, from listen() on
