@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -49,7 +50,7 @@ io_context::io_context(const params& p)
   spawned_.next = spawned_.prev = &spawned_;
   cores_.next = cores_.prev = &cores_;
   ready_.reserve(256);
-  receive_queue_limit_ = p.receive_queue_limit ? p.receive_queue_limit : 1;
+  receive_queue_limit_ = std::clamp(p.receive_queue_limit, 1u, 65536u);
   ring_.setup_buffers(p.receive_buffers, p.receive_buffer_size);
 }
 

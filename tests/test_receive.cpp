@@ -93,6 +93,22 @@ std::thread peer_writer(int fd, std::string data) {
   });
 }
 
+// A context with a small buffer ring (`limit`: the receive queue's) and a loopback listener.
+struct small_ring {
+  static io_context::params params_of(unsigned buffers, unsigned size, unsigned limit) {
+    io_context::params p;
+    p.receive_buffers = buffers;
+    p.receive_buffer_size = size;
+    p.receive_queue_limit = limit;
+    return p;
+  }
+  small_ring(unsigned buffers, unsigned size, unsigned limit = 8)
+      : ctx(params_of(buffers, size, limit)),
+        l(socket::listen(ctx, endpoint::loopback(address_family::ipv4))) {}
+  io_context ctx;
+  socket l;
+};
+
 }  // namespace
 
 TEST_SUITE("receive path") {
@@ -270,12 +286,9 @@ TEST_SUITE("receive path") {
   }
 
   TEST_CASE("the early-data queue stops at its limit and nothing is lost") {
-    io_context::params prm;
-    prm.receive_buffers = 64;
-    prm.receive_buffer_size = 1024;
-    prm.receive_queue_limit = 4;
-    io_context ctx(prm);
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    small_ring ring(64, 1024, 4);
+    io_context& ctx = ring.ctx;
+    socket& l = ring.l;
     raw_pair p = make_pair(ctx, l);
     p.server.set_receive_buffer_size(256 * 1024);
     peer_send(p.peer, "!");
@@ -298,12 +311,9 @@ TEST_SUITE("receive path") {
   }
 
   TEST_CASE("a ring that runs dry never kills a connection: every byte arrives, in order, on every socket") {
-    io_context::params prm;
-    prm.receive_buffers = 4;
-    prm.receive_buffer_size = 512;
-    prm.receive_queue_limit = 64;  // more than the ring: one socket can take every buffer
-    io_context ctx(prm);
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    small_ring ring(4, 512, 64);  // a queue limit above the ring: one socket can take every buffer
+    io_context& ctx = ring.ctx;
+    socket& l = ring.l;
     raw_pair a = make_pair(ctx, l);
     raw_pair b = make_pair(ctx, l);
     peer_send(a.peer, "a");
@@ -331,11 +341,9 @@ TEST_SUITE("receive path") {
   }
 
   TEST_CASE("receives far beyond the ring's capacity: 4 MiB through 4 buffers of 512 bytes") {
-    io_context::params prm;
-    prm.receive_buffers = 4;
-    prm.receive_buffer_size = 512;
-    io_context ctx(prm);
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    small_ring ring(4, 512);
+    io_context& ctx = ring.ctx;
+    socket& l = ring.l;
     raw_pair p = make_pair(ctx, l);
     const std::string data = pattern(4u << 20);
     std::thread w = peer_writer(p.peer, data);
@@ -507,11 +515,9 @@ TEST_SUITE("receive path") {
   }
 
   TEST_CASE("handles that hold every buffer: a copying receive elsewhere still gets its bytes (a receive of its own), a borrowing one waits for a buffer") {
-    io_context::params prm;
-    prm.receive_buffers = 4;
-    prm.receive_buffer_size = 256;
-    io_context ctx(prm);
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    small_ring ring(4, 256);
+    io_context& ctx = ring.ctx;
+    socket& l = ring.l;
     raw_pair a = make_pair(ctx, l);
     raw_pair b = make_pair(ctx, l);
     std::vector<received_buffer> held;
@@ -585,12 +591,9 @@ TEST_SUITE("receive path") {
   }
 
   TEST_CASE("a dry ring with one socket left unread: another socket is still read to its end first") {
-    io_context::params prm;
-    prm.receive_buffers = 4;
-    prm.receive_buffer_size = 512;
-    prm.receive_queue_limit = 64;
-    io_context ctx(prm);
-    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    small_ring ring(4, 512, 64);
+    io_context& ctx = ring.ctx;
+    socket& l = ring.l;
     raw_pair a = make_pair(ctx, l);
     raw_pair b = make_pair(ctx, l);
     peer_send(a.peer, "a");

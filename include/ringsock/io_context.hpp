@@ -83,6 +83,7 @@ class io_context {
     // receive is cancelled (the kernel's socket buffer holds the rest) until half of them are
     // taken. Pieces the kernel posted in the same burst still queue (a multishot receive
     // retries up to 32 times per wake-up), so a socket may briefly hold up to limit + 32.
+    // Taken between 1 and 65536.
     unsigned receive_queue_limit = 8;
   };
 
