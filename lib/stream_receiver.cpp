@@ -470,45 +470,45 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
   return false;
 }
 
-void close_receiver(socket_core& c) noexcept {
-  stream_receiver& rx = c.rx;
-  io_context& ctx = *c.ctx;
+namespace {
+// The queued pieces go back to the ring; the socket no longer waits for buffers.
+void let_go(io_context& ctx, stream_receiver& rx) noexcept {
   drop_queue(ctx, rx);
   if (rx.starved) buffers_of(ctx).unwait(rx.starve);
   rx.starved = false;
-  if (rx.direct) return;  // its cancelled CQE comes first; the waiters behind it follow then
+}
+
+// Every waiting receive completes with ECANCELED on a following loop turn.
+void cancel_later(io_context& ctx, stream_receiver& rx) noexcept {
   io_request* all = take_waiters(rx);
   while (io_request* w = all) {
     all = op_of(*w).next;
     access::defer(ctx, &cancel_waiter, w);
   }
 }
+}  // namespace
 
-void abandon_receiver(socket_core& c, bool later) noexcept {
-  stream_receiver& rx = c.rx;
-  io_context& ctx = *rx.op.ctx;
-  drop_queue(ctx, rx);
-  if (rx.starved) buffers_of(ctx).unwait(rx.starve);
-  rx.starved = false;
-  io_request* all = take_waiters(rx);
-  while (io_request* w = all) {
-    all = op_of(*w).next;
-    if (later) {
-      access::defer(ctx, &cancel_waiter, w);
-    } else {
-      w->res_ = -ECANCELED;
-      w->count_down();  // resumes nobody: the context is draining
-    }
-  }
+void close_receiver(socket_core& c) noexcept {
+  let_go(*c.ctx, c.rx);
+  if (!c.rx.direct) cancel_later(*c.ctx, c.rx);  // else they follow its cancelled CQE
 }
 
-void cancel_receive_waiters(socket_core& c) noexcept {
+void abandon_receiver(socket_core& c, bool later) noexcept {
+  io_context& ctx = *c.rx.op.ctx;  // the core's ctx is already null
+  let_go(ctx, c.rx);
+  if (later) {
+    cancel_later(ctx, c.rx);
+    return;
+  }
   io_request* all = take_waiters(c.rx);
   while (io_request* w = all) {
     all = op_of(*w).next;
-    access::defer(*c.ctx, &cancel_waiter, w);
+    w->res_ = -ECANCELED;
+    w->count_down();  // resumes nobody: the context is draining
   }
 }
+
+void cancel_receive_waiters(socket_core& c) noexcept { cancel_later(*c.ctx, c.rx); }
 
 }  // namespace ringsock::detail
 

@@ -56,6 +56,8 @@ task<std::string> receive_string(socket& s, std::size_t max) {
   co_return test::str({buf.data(), n});
 }
 
+task<received_buffer> borrow(socket& s) { co_return co_await s.receive_borrowed_async(); }
+
 // Reads until `total` bytes arrived or the stream ended.
 task<std::string> receive_all(socket& s, std::size_t total, std::size_t chunk) {
   std::string out;
@@ -424,9 +426,7 @@ TEST_SUITE("receive path") {
   TEST_CASE_FIXTURE(test::listening, "receive_borrowed_async lends the ring's buffer: inline when queued, back to the ring when the handle dies") {
     raw_pair p = make_pair(ctx, l);
     peer_send(p.peer, "one");
-    received_buffer first = ctx.block_on([](socket& s) -> task<received_buffer> {
-      co_return co_await s.receive_borrowed_async();
-    }(p.server));
+    received_buffer first = ctx.block_on(borrow(p.server));
     CHECK(test::str(first.data()) == "one");
     peer_send(p.peer, "two");
     settle(ctx);
@@ -451,9 +451,7 @@ TEST_SUITE("receive path") {
     CHECK(all_back(ctx));
     // End of stream: an empty handle.
     ::shutdown(p.peer, SHUT_WR);
-    received_buffer end = ctx.block_on([](socket& s) -> task<received_buffer> {
-      co_return co_await s.receive_borrowed_async();
-    }(p.server));
+    received_buffer end = ctx.block_on(borrow(p.server));
     CHECK(end.empty());
   }
 
@@ -523,9 +521,7 @@ TEST_SUITE("receive path") {
     std::vector<received_buffer> held;
     for (int i = 0; i < 4; ++i) {
       peer_send(a.peer, pattern(256));  // one full buffer per arrival
-      held.push_back(ctx.block_on([](socket& s) -> task<received_buffer> {
-        co_return co_await s.receive_borrowed_async();
-      }(a.server)));
+      held.push_back(ctx.block_on(borrow(a.server)));
     }
     std::size_t total = 0;
     for (const auto& h : held) total += h.size();
