@@ -15,45 +15,64 @@ struct free_block {
 
 // Frames may be freed on another thread than the one that made them (a task handed across
 // contexts); they then simply join that thread's lists.
+//
+// Trivially destructible and constant-initialized on purpose: such a thread_local is reached
+// without the TLS wrapper and its init guard (in a shared library that was two calls per frame
+// on the churn path). The lists are emptied at thread exit by `reaper`, which is touched only
+// when a thread caches its first block.
 struct frame_cache {
-  free_block* head[classes] = {};
-  std::size_t count[classes] = {};
-  ~frame_cache() {
+  free_block* head[classes];
+  std::size_t count[classes];
+  bool reaper_set;
+};
+
+constinit thread_local frame_cache cache{};
+
+struct frame_reaper {
+  ~frame_reaper() {
     for (std::size_t c = 0; c < classes; ++c)
-      while (free_block* b = head[c]) {
-        head[c] = b->next;
+      while (free_block* b = cache.head[c]) {
+        cache.head[c] = b->next;
         ::operator delete(b);
       }
+    cache = {};
   }
 };
 
-thread_local frame_cache cache;
+void set_reaper() noexcept {
+  thread_local frame_reaper reaper;
+  (void)reaper;
+  cache.reaper_set = true;
+}
 
 std::size_t class_of(std::size_t n) noexcept { return (n + granule - 1) / granule - 1; }
 
 }  // namespace
 
 void* frame_alloc(std::size_t n) {
-  std::size_t c = class_of(n);
+  const std::size_t c = class_of(n);
   if (c >= classes) return ::operator new(n);
-  if (free_block* b = cache.head[c]) {
-    cache.head[c] = b->next;
-    --cache.count[c];
+  frame_cache& k = cache;  // one TLS lookup
+  if (free_block* b = k.head[c]) {
+    k.head[c] = b->next;
+    --k.count[c];
     return b;
   }
   return ::operator new((c + 1) * granule);
 }
 
 void frame_free(void* p, std::size_t n) noexcept {
-  std::size_t c = class_of(n);
-  if (c >= classes || cache.count[c] >= max_cached) {
+  const std::size_t c = class_of(n);
+  frame_cache& k = cache;
+  if (c >= classes || k.count[c] >= max_cached) {
     ::operator delete(p);
     return;
   }
+  if (!k.reaper_set) set_reaper();
   auto* b = static_cast<free_block*>(p);
-  b->next = cache.head[c];
-  cache.head[c] = b;
-  ++cache.count[c];
+  b->next = k.head[c];
+  k.head[c] = b;
+  ++k.count[c];
 }
 
 }  // namespace ringsock::detail

@@ -1,5 +1,6 @@
 // bench server "ringsock": written with the public API only, as a user would write it (the
-// README's way: receive_borrowed_async, so a connection holds no buffer of its own).
+// README's way: receive_borrowed_async, so a connection holds no buffer of its own, and I/O
+// outcomes as values through as_result, so a peer's reset costs an error code, not a throw).
 // Mode "-copy" (the "ringsock-copy" peer) receives with receive_async into a 4 KiB buffer of
 // each connection's coroutine frame instead, so the table shows both.
 // Modes: echo and http (http_min.h). Prints "PORT <n>" once listening on 127.0.0.1.
@@ -19,25 +20,27 @@ using ringsock::socket;
 
 task<void> echo(socket s) {
   for (;;) {
-    received_buffer b = co_await s.receive_borrowed_async();
-    if (b.empty()) co_return;
-    co_await s.send_all_async(b.data());
+    auto [ec, b] = co_await as_result(s.receive_borrowed_async());
+    if (ec || b.empty()) co_return;
+    auto sent = co_await as_result(s.send_all_async(b.data()));
+    if (sent.ec) co_return;
   }
 }
 
 task<void> echo_copy(socket s) {
   std::byte buf[4096];
   for (;;) {
-    std::size_t n = co_await s.receive_async(buf);
-    if (n == 0) co_return;
-    co_await s.send_all_async({buf, n});
+    auto [ec, n] = co_await as_result(s.receive_async(buf));
+    if (ec || n == 0) co_return;
+    auto sent = co_await as_result(s.send_all_async({buf, n}));
+    if (sent.ec) co_return;
   }
 }
 
 std::span<const std::byte> text(const char* s, std::size_t n) { return std::as_bytes(std::span(s, n)); }
 
 // Answers the complete requests at the front of [p, p + n); returns the bytes they took and
-// sets `close` when the last one asked to close.
+// sets `close` when the last one asked to close (or a send failed: the connection is over).
 task<std::size_t> answer(socket& s, const char* p, std::size_t n, bool& close) {
   std::size_t off = 0, end;
   // A request must end within the first 2 * HTTP_MAX_HEADER bytes, as in the servers that read
@@ -45,17 +48,16 @@ task<std::size_t> answer(socket& s, const char* p, std::size_t n, bool& close) {
   while (!close && (end = http_request_end(p + off, std::min<std::size_t>(n - off, 2 * HTTP_MAX_HEADER))) > 0) {
     close = http_wants_close(p + off, end);
     off += end;
-    if (close)
-      co_await s.send_all_async(text(http_ok_close, sizeof http_ok_close - 1));
-    else
-      co_await s.send_all_async(text(http_ok, sizeof http_ok - 1));
+    const auto answer = close ? text(http_ok_close, sizeof http_ok_close - 1) : text(http_ok, sizeof http_ok - 1);
+    auto sent = co_await as_result(s.send_all_async(answer));
+    if (sent.ec) close = true;
   }
   co_return off;
 }
 
 task<void> too_large(socket& s) {
-  co_await s.send_all_async(text(http_431, sizeof http_431 - 1));
-  s.shutdown(shutdown_how::send);
+  auto sent = co_await as_result(s.send_all_async(text(http_431, sizeof http_431 - 1)));
+  if (!sent.ec) s.shutdown(shutdown_how::send);
 }
 
 // Requests are parsed in the lent buffer; only a request split across arrivals is copied.
@@ -64,8 +66,8 @@ task<void> http(socket s) {
   std::size_t len = 0;
   bool close = false;
   for (;;) {
-    received_buffer b = co_await s.receive_borrowed_async();
-    if (b.empty()) co_return;
+    auto [ec, b] = co_await as_result(s.receive_borrowed_async());
+    if (ec || b.empty()) co_return;
     const char* in = reinterpret_cast<const char*>(b.data().data());
     std::size_t left = b.size();
     if (len == 0) {  // the common case: whole requests, answered from the ring's buffer
@@ -97,8 +99,8 @@ task<void> http_copy(socket s) {
   std::size_t len = 0;
   bool close = false;
   for (;;) {
-    std::size_t n = co_await s.receive_async(std::as_writable_bytes(std::span(in + len, sizeof in - len)));
-    if (n == 0) co_return;
+    auto [ec, n] = co_await as_result(s.receive_async(std::as_writable_bytes(std::span(in + len, sizeof in - len))));
+    if (ec || n == 0) co_return;
     len += n;
     const std::size_t used = co_await answer(s, in, len, close);
     if (close) co_return;
@@ -111,20 +113,17 @@ task<void> http_copy(socket s) {
   }
 }
 
-// A failed connection must not end the server: drop it.
+// A failed connection ends its own coroutine only (the loops above return on any I/O error).
 task<void> serve(socket s, std::string_view mode) {
   s.set_no_delay(true);
-  try {
-    if (mode == "http")
-      co_await http(std::move(s));
-    else if (mode == "http-copy")
-      co_await http_copy(std::move(s));
-    else if (mode == "echo-copy")
-      co_await echo_copy(std::move(s));
-    else
-      co_await echo(std::move(s));
-  } catch (const socket_error&) {
-  }
+  if (mode == "http")
+    co_await http(std::move(s));
+  else if (mode == "http-copy")
+    co_await http_copy(std::move(s));
+  else if (mode == "echo-copy")
+    co_await echo_copy(std::move(s));
+  else
+    co_await echo(std::move(s));
 }
 
 task<void> accept_loop(io_context& ctx, socket& listener, std::string_view mode) {
