@@ -35,7 +35,10 @@ struct frame_reaper {
         cache.head[c] = b->next;
         ::operator delete(b);
       }
-    cache = {};
+    // Dead from here on: a frame freed later (by a thread_local destroyed after this one) goes
+    // straight back to operator delete instead of onto a list nobody empties.
+    for (std::size_t c = 0; c < classes; ++c) cache.count[c] = max_cached;
+    cache.reaper_set = true;
   }
 };
 
@@ -58,6 +61,9 @@ void* frame_alloc(std::size_t n) {
     --k.count[c];
     return b;
   }
+  // The reaper is made with the thread's first frame, so it outlives whatever that thread
+  // builds afterwards (thread_locals are destroyed in reverse order of construction).
+  if (!k.reaper_set) set_reaper();
   return ::operator new((c + 1) * granule);
 }
 
