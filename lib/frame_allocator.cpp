@@ -18,8 +18,8 @@ struct free_block {
 //
 // Trivially destructible and constant-initialized on purpose: such a thread_local is reached
 // without the TLS wrapper and its init guard (in a shared library that was two calls per frame
-// on the churn path). The lists are emptied at thread exit by `reaper`, which is touched only
-// when a thread caches its first block.
+// on the churn path). The lists are emptied at thread exit by `frame_reaper`, made at the
+// thread's first allocation (or first free, for a thread that only frees others' frames).
 struct frame_cache {
   free_block* head[classes];
   std::size_t count[classes];

@@ -10,6 +10,11 @@
 
 namespace {
 std::atomic<std::size_t> g_new_calls{0};
+std::atomic<std::size_t> g_delete_calls{0};
+void counted_free(void* p) noexcept {
+  if (p) g_delete_calls.fetch_add(1, std::memory_order_relaxed);
+  std::free(p);
+}
 }
 
 // Counting replacements of the global allocation functions.
@@ -19,14 +24,15 @@ void* operator new(std::size_t n) {
   throw std::bad_alloc();
 }
 void* operator new[](std::size_t n) { return ::operator new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept { counted_free(p); }
+void operator delete[](void* p) noexcept { counted_free(p); }
+void operator delete(void* p, std::size_t) noexcept { counted_free(p); }
+void operator delete[](void* p, std::size_t) noexcept { counted_free(p); }
 
 namespace test {
 
 std::size_t new_calls() { return g_new_calls.load(std::memory_order_relaxed); }
+std::size_t delete_calls() { return g_delete_calls.load(std::memory_order_relaxed); }
 
 std::size_t open_fds() {
   std::size_t n = 0;

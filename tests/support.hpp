@@ -16,6 +16,8 @@ std::size_t open_fds();
 
 // Calls of the global operator new since the program started (the test binaries replace it).
 std::size_t new_calls();
+// Calls of the global operator delete with a non-null pointer (same replacements).
+std::size_t delete_calls();
 
 inline std::span<const std::byte> bytes(std::string_view s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));

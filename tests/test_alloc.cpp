@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <atomic>
+#include <optional>
+#include <thread>
 
 #include "support.hpp"
 
@@ -47,9 +50,62 @@ task<void> args_echo_loop(socket& c, int warmup, int count, std::size_t& news) {
   news = test::new_calls() - start;
 }
 
+// The README's receive: the ring's buffer is lent, checked, and given back each round trip.
+task<void> borrowed_echo_loop(socket& c, int warmup, int count, std::size_t& news) {
+  std::array<std::byte, 64> out{};
+  std::size_t start = 0;
+  for (int i = 0; i < warmup + count; ++i) {
+    if (i == warmup) start = test::new_calls();
+    out[0] = static_cast<std::byte>(i);
+    co_await c.send_all_async(out);
+    std::size_t got = 0;
+    while (got < out.size()) {
+      received_buffer b = co_await c.receive_borrowed_async();
+      if (b.empty()) throw std::runtime_error("end of stream");
+      if (got == 0 && b.data()[0] != out[0]) throw std::runtime_error("echo mismatch");
+      got += b.size();
+    }
+  }
+  news = test::new_calls() - start;
+}
+
+task<void> nothing() { co_return; }
+
+// A thread_local made before the thread's first frame: destroyed after the frame recycler's
+// own thread-exit cleanup, with a frame still in it.
+std::atomic<long> deletes_at_exit{-1};
+struct late_holder {
+  std::optional<task<void>> t;
+  ~late_holder() {
+    const std::size_t before = test::delete_calls();
+    t.reset();
+    deletes_at_exit = static_cast<long>(test::delete_calls() - before);
+  }
+};
+
 }  // namespace
 
 TEST_SUITE("allocation") {
+  TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop performs no operator new after warm-up (borrowed receive)") {
+    std::size_t news = 99;
+    ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
+      auto [s, c] = co_await test::connected_pair(ctx, l);
+      ctx.spawn(test::echo_session(std::move(s)));
+      co_await borrowed_echo_loop(c, 100, 10'000, news);
+    }(ctx, l, news));
+    CHECK(news == 0);
+  }
+
+  TEST_CASE("a frame freed at thread exit after the recycler's cleanup goes back to operator delete") {
+    deletes_at_exit = -1;
+    std::thread([] {
+      thread_local late_holder holder;  // constructed before this thread's first frame
+      holder.t.emplace(nothing());      // the first frame: the recycler's cleanup is made now
+    }).join();
+    // The frame was freed after the cleanup ran: it must not land on a list nobody empties.
+    CHECK(deletes_at_exit.load() == 1);
+  }
+
   TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop performs no operator new after warm-up (plain form)") {
     std::size_t news = 99;
     ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {

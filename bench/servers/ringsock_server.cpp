@@ -48,8 +48,8 @@ task<std::size_t> answer(socket& s, const char* p, std::size_t n, bool& close) {
   while (!close && (end = http_request_end(p + off, std::min<std::size_t>(n - off, 2 * HTTP_MAX_HEADER))) > 0) {
     close = http_wants_close(p + off, end);
     off += end;
-    const auto answer = close ? text(http_ok_close, sizeof http_ok_close - 1) : text(http_ok, sizeof http_ok - 1);
-    auto sent = co_await as_result(s.send_all_async(answer));
+    const auto reply = close ? text(http_ok_close, sizeof http_ok_close - 1) : text(http_ok, sizeof http_ok - 1);
+    auto sent = co_await as_result(s.send_all_async(reply));
     if (sent.ec) close = true;
   }
   co_return off;
