@@ -69,6 +69,18 @@ task<void> borrowed_echo_loop(socket& c, int warmup, int count, std::size_t& new
   news = test::new_calls() - start;
 }
 
+// operator new calls of `loop` over 10,000 round trips after 100 of warm-up, against an echo peer.
+using echo_loop = task<void> (*)(socket&, int, int, std::size_t&);
+std::size_t echo_news(io_context& ctx, socket& l, echo_loop loop) {
+  std::size_t news = 99;
+  ctx.block_on([](io_context& ctx, socket& l, echo_loop loop, std::size_t& news) -> task<void> {
+    auto [s, c] = co_await test::connected_pair(ctx, l);
+    ctx.spawn(test::echo_session(std::move(s)));
+    co_await loop(c, 100, 10'000, news);
+  }(ctx, l, loop, news));
+  return news;
+}
+
 task<void> nothing() { co_return; }
 
 // A thread_local made before the thread's first frame: destroyed after the frame recycler's
@@ -87,12 +99,7 @@ struct late_holder {
 
 TEST_SUITE("allocation") {
   TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop performs no operator new after warm-up (borrowed receive)") {
-    std::size_t news = 99;
-    ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
-      auto [s, c] = co_await test::connected_pair(ctx, l);
-      ctx.spawn(test::echo_session(std::move(s)));
-      co_await borrowed_echo_loop(c, 100, 10'000, news);
-    }(ctx, l, news));
+    const std::size_t news = echo_news(ctx, l, &borrowed_echo_loop);
     CHECK(news == 0);
   }
 
@@ -107,23 +114,13 @@ TEST_SUITE("allocation") {
   }
 
   TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop performs no operator new after warm-up (plain form)") {
-    std::size_t news = 99;
-    ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
-      auto [s, c] = co_await test::connected_pair(ctx, l);
-      ctx.spawn(test::echo_session(std::move(s)));
-      co_await plain_echo_loop(c, 100, 10'000, news);
-    }(ctx, l, news));
+    const std::size_t news = echo_news(ctx, l, &plain_echo_loop);
     MESSAGE("operator new calls in 10,000 round trips: " << news);
     CHECK(news == 0);
   }
 
   TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop performs no operator new after warm-up (args form)") {
-    std::size_t news = 99;
-    ctx.block_on([](io_context& ctx, socket& l, std::size_t& news) -> task<void> {
-      auto [s, c] = co_await test::connected_pair(ctx, l);
-      ctx.spawn(test::echo_session(std::move(s)));
-      co_await args_echo_loop(c, 100, 10'000, news);
-    }(ctx, l, news));
+    const std::size_t news = echo_news(ctx, l, &args_echo_loop);
     CHECK(news == 0);
   }
 
