@@ -91,6 +91,7 @@ void buffer_ring::unregister(io_uring& ring) noexcept {
 buffer_piece buffer_ring::take(std::uint32_t cqe_flags, std::uint32_t len) noexcept {
   buffer_piece p;
   p.bid = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+  p.offset = 0;
   p.len = len;
   ++pieces_[p.bid];
   ++held_;

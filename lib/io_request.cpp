@@ -4,11 +4,6 @@
 
 namespace ringsock::detail {
 
-timer_part::timer_part(io_request* owner) noexcept
-    : operation(&io_request::on_timer_cqe), owner_(owner) {}
-
-io_request::io_request() noexcept : operation(&io_request::on_cqe), timer_(this) {}
-
 void io_request::on_cqe(operation* op, int res, std::uint32_t) noexcept {
   auto* r = static_cast<io_request*>(op);
   r->res_ = res;
@@ -29,6 +24,7 @@ void io_request::cancel_sqe(io_request* r) noexcept { access::ring_of(*r->ctx_).
 void arm_wait_timer(io_request& r, std::int64_t ns, operation::cqe_fn on_timer) noexcept {
   r.timer_.ts_ = to_timespec(ns);
   r.timer_.on_cqe_ = on_timer;
+  r.timer_.owner_ = &r;
   ring& rg = access::ring_of(*r.ctx_);
   io_uring_sqe* sqe = rg.reserve_sqes(1);
   io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);

@@ -26,11 +26,19 @@ void on_wait_timer(operation* op, int res, std::uint32_t flags) noexcept;
 void on_wait_cancel(io_request* r) noexcept;
 void cancel_waiter(void* r) noexcept;
 void wake_starved(buffer_waiter* w) noexcept;
-void maybe_arm(socket_core& c, bool demand = false) noexcept;
+void maybe_arm_now(socket_core& c, bool demand) noexcept;
+// The armed multishot is the common case: it costs one test, not a call.
+inline void maybe_arm(socket_core& c, bool demand = false) noexcept {
+  if (!c.rx.in_kernel) maybe_arm_now(c, demand);
+}
 void start_direct(socket_core& c) noexcept;
 void on_direct_receive(operation* o, int res, std::uint32_t flags) noexcept;
 void complete(io_request& w, int res) noexcept;
-void deliver(socket_core& c) noexcept;
+void deliver_now(socket_core& c) noexcept;
+// Nothing to hand over (no waiter, or nothing queued) is the common case: one test.
+inline void deliver(socket_core& c) noexcept {
+  if (c.rx.waiters && (c.rx.has_data() || c.rx.end != stream_receiver::no_end)) deliver_now(c);
+}
 void serve_next_later(socket_core& c) noexcept;
 
 // The first receive decides: a stream socket (SOCK_STREAM) of a context with a buffer ring.
@@ -82,6 +90,22 @@ int take_for(io_context& ctx, stream_receiver& rx, receive_op& op) noexcept {
   op.lent_ctx = &ctx;
   rx.pop();
   return static_cast<int>(op.lent.len);
+}
+
+// A piece a waiting receive can take whole: a loan, or a copy that fits its buffer.
+bool takes_whole(const receive_op& op, const buffer_piece& p) noexcept {
+  return op.borrow || (!op.readiness && op.buf.size() >= p.len);
+}
+
+int take_whole(io_context& ctx, receive_op& op, const buffer_piece& p) noexcept {
+  if (op.borrow) {
+    op.lent = p;
+    op.lent_ctx = &ctx;
+  } else {
+    std::memcpy(op.buf.data(), buffers_of(ctx).data(p), p.len);
+    give_back(ctx, p);
+  }
+  return static_cast<int>(p.len);
 }
 
 void drop_queue(io_context& ctx, stream_receiver& rx) noexcept {
@@ -147,7 +171,7 @@ void complete(io_request& w, int res) noexcept {
 }
 
 // Hands queued bytes (or the end) to the waiting receives, in their order.
-void deliver(socket_core& c) noexcept {
+void deliver_now(socket_core& c) noexcept {
   stream_receiver& rx = c.rx;
   while (rx.waiters && (rx.has_data() || rx.end != stream_receiver::no_end) && c.fd >= 0) {
     io_context& ctx = *rx.op.ctx;
@@ -210,7 +234,7 @@ void arm(socket_core& c) noexcept {
 
 // One multishot in the kernel while someone waits (`demand`: a receive is about to), or (once
 // armed) while the queue has room.
-void maybe_arm(socket_core& c, bool demand) noexcept {
+void maybe_arm_now(socket_core& c, bool demand) noexcept {
   stream_receiver& rx = c.rx;
   if (c.fd < 0 || !c.ctx || rx.in_kernel || rx.direct || rx.end != stream_receiver::no_end) return;
   if (access::draining(*c.ctx)) return;
@@ -283,10 +307,16 @@ void on_receive(operation* op, int res, std::uint32_t flags) noexcept {
     --c.armed;
   }
   const bool open = c.fd >= 0 && !access::draining(ctx);
+  io_request* handed = nullptr;  // the fast path: the first waiter takes the piece at once
+  int handed_res = 0;
   if (res > 0) {
     const buffer_piece p = buffers_of(ctx).take(flags, static_cast<std::uint32_t>(res));
     if (!open) {
       give_back(ctx, p);  // closed meanwhile: nobody will read it
+    } else if (!rx.has_data() && rx.waiters && takes_whole(op_of(*rx.waiters), p)) {
+      // What deliver() would do after push(), without the queue.
+      handed = pop_waiter(rx);
+      handed_res = take_whole(ctx, op_of(*handed), p);
     } else {
       rx.push(p);
       if (rx.count >= access::receive_queue_limit(ctx) && rx.in_kernel && !rx.cancel_sent &&
@@ -315,6 +345,7 @@ void on_receive(operation* op, int res, std::uint32_t flags) noexcept {
   }
   if (!more) rx.cancel_sent = false;
   if (open) {
+    if (handed) complete(*handed, handed_res);
     deliver(c);
     maybe_arm(c);
   }

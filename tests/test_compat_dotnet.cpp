@@ -221,6 +221,107 @@ TEST_SUITE("compat as .NET's tests expect") {
     CHECK(ctx.pending_operations() == 0);
   }
 
+  TEST_CASE("NotBound_Throws_InvalidOperationException, NullEndPoint_Throws_ArgumentNullException, "
+            "AddressFamilyDoesNotMatch_Throws_ArgumentException (ReceiveFrom APM); .NET 10 here: "
+            "the EAP form on an unbound socket waits, and Dispose ends it with OperationAborted") {
+    ringsock::io_context ctx;
+    auto s = udp(ctx);
+    std::array<std::byte, 16> buf{};
+    std::shared_ptr<EndPoint> ep = std::make_shared<IPEndPoint>(IPAddress::Loopback, 1);
+    std::shared_ptr<EndPoint> none;
+    std::shared_ptr<EndPoint> v6 = std::make_shared<IPEndPoint>(IPAddress::IPv6Loopback, 1);
+    const auto begin = [&](std::span<std::byte> b, int off, int n, std::shared_ptr<EndPoint>& to) {
+      return [&, b, off, n] { s->BeginReceiveFrom(b, off, n, SocketFlags::None, to, nullptr, {}); };
+    };
+    // The order .NET checks in: buffer, range, endpoint, family, bound.
+    CHECK(thrown(begin({}, 0, 16, none)) == std::pair{type_name<ArgumentNullException>(), std::string("buffer")});
+    CHECK(thrown(begin(buf, 17, 0, ep)) == std::pair{type_name<ArgumentOutOfRangeException>(), std::string("offset")});
+    CHECK(thrown(begin(buf, 0, 17, ep)) == std::pair{type_name<ArgumentOutOfRangeException>(), std::string("size")});
+    CHECK(thrown(begin(buf, 0, 16, none)) == std::pair{type_name<ArgumentNullException>(), std::string("remoteEP")});
+    CHECK(thrown(begin(buf, 0, 16, v6)) == std::pair{type_name<ArgumentException>(), std::string("remoteEP")});
+    CHECK(thrown(begin(buf, 0, 16, ep)).first == type_name<InvalidOperationException>());
+    CHECK(ctx.pending_operations() == 0);
+
+    SocketAsyncEventArgs e;
+    e.SetBuffer(buf, 0, 16);
+    e.RemoteEndPoint(ep);
+    bool done = false;
+    e.Completed += [&](Socket&, SocketAsyncEventArgs&) { done = true; };
+    CHECK(s->ReceiveFromAsync(e));  // pending, as in .NET
+    CHECK_FALSE(drive(ctx, [&] { return done; }, std::chrono::milliseconds(200)));
+    s->Dispose();
+    REQUIRE(drive(ctx, [&] { return done; }));
+    CHECK(e.SocketError() == SocketError::OperationAborted);
+    CHECK(e.BytesTransferred() == 0);
+  }
+
+  TEST_CASE("SendToRecvFrom_Datagram_UDP (SendReceive APM, IPv4 and IPv6): BeginSendTo binds the "
+            "socket, EndReceiveFrom gives the bytes and the sender; .NET 10 here: a datagram larger "
+            "than the buffer gives its first bytes without an error") {
+    for (AddressFamily f : {AddressFamily::InterNetwork, AddressFamily::InterNetworkV6}) {
+      CAPTURE(static_cast<int>(f));
+      ringsock::io_context ctx;
+      const IPAddress& lo = f == AddressFamily::InterNetwork ? IPAddress::Loopback : IPAddress::IPv6Loopback;
+      auto target = udp(ctx, f);
+      target->Bind(IPEndPoint(lo, 0));
+      auto s = udp(ctx, f);
+      const std::array<std::byte, 10> out{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4},
+                                          std::byte{5}, std::byte{6}, std::byte{7}, std::byte{8},
+                                          std::byte{9}, std::byte{10}};
+      auto sar = s->BeginSendTo(out, 0, 3, SocketFlags::None, *target->LocalEndPoint(), nullptr, {});
+      CHECK(s->EndSendTo(sar) == 3);
+      auto local = std::dynamic_pointer_cast<IPEndPoint>(s->LocalEndPoint());
+      REQUIRE(local != nullptr);
+      CHECK(local->Port() != 0);
+
+      std::array<std::byte, 16> in{};
+      std::shared_ptr<EndPoint> from = std::make_shared<IPEndPoint>(
+          f == AddressFamily::InterNetwork ? IPAddress::Any : IPAddress::IPv6Any, 0);
+      bool called = false;
+      auto rar = target->BeginReceiveFrom(in, 0, 16, SocketFlags::None, from,
+                                          [&](const std::shared_ptr<IAsyncResult>&) { called = true; }, {});
+      CHECK(target->EndReceiveFrom(rar, from) == 3);
+      CHECK(std::memcmp(in.data(), out.data(), 3) == 0);
+      auto sender = std::dynamic_pointer_cast<IPEndPoint>(from);
+      REQUIRE(sender != nullptr);
+      CHECK(sender->Port() == local->Port());
+      CHECK(sender->Address() == lo);
+      CHECK(drive(ctx, [&] { return called; }));
+
+      // Truncation: the first 4 of 10 bytes, no exception.
+      sar = s->BeginSendTo(out, 0, 10, SocketFlags::None, *target->LocalEndPoint(), nullptr, {});
+      CHECK(s->EndSendTo(sar) == 10);
+      rar = target->BeginReceiveFrom(in, 0, 4, SocketFlags::None, from, nullptr, {});
+      CHECK(target->EndReceiveFrom(rar, from) == 4);
+      CHECK(in[3] == std::byte{4});
+      CHECK(ctx.pending_operations() == 0);
+    }
+  }
+
+  TEST_CASE("SendTo APM argument validation (ArgumentValidationTests: BeginSendTo_NullBuffer_"
+            "Throws_ArgumentNull, BeginSendTo_NullEndPoint_Throws_ArgumentNull, BeginSendTo_"
+            "InvalidSize_Throws_ArgumentOutOfRange); .NET 10 here: an endpoint of the other family "
+            "fails at EndSendTo with a SocketException") {
+    ringsock::io_context ctx;
+    auto s = udp(ctx);
+    std::array<std::byte, 16> buf{};
+    const std::shared_ptr<EndPoint> ep = std::make_shared<IPEndPoint>(IPAddress::Loopback, 9);
+    CHECK(thrown([&] { s->BeginSendTo({}, 0, 16, SocketFlags::None, ep, nullptr, {}); }) ==
+          std::pair{type_name<ArgumentNullException>(), std::string("buffer")});
+    CHECK(thrown([&] { s->BeginSendTo(buf, 0, 16, SocketFlags::None, nullptr, nullptr, {}); }) ==
+          std::pair{type_name<ArgumentNullException>(), std::string("remoteEP")});
+    CHECK(thrown([&] { s->BeginSendTo(buf, 0, 17, SocketFlags::None, ep, nullptr, {}); }) ==
+          std::pair{type_name<ArgumentOutOfRangeException>(), std::string("size")});
+    CHECK(ctx.pending_operations() == 0);
+    auto ar = s->BeginSendTo(buf, 0, 4, SocketFlags::None, IPEndPoint(IPAddress::IPv6Loopback, 9), nullptr, {});
+    try {
+      s->EndSendTo(ar);
+      FAIL("no exception");
+    } catch (const SocketException& x) {
+      CHECK(x.SocketErrorCode() == SocketError::AddressFamilyNotSupported);
+    }
+  }
+
   TEST_CASE("SendTo_Datagram_UDP_ShouldImplicitlyBindLocalEndpoint (SendTo EAP): LocalEndPoint is "
             "the address the kernel chose") {
     ringsock::io_context ctx;

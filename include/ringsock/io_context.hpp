@@ -381,6 +381,7 @@ void io_context::submit_round(detail::io_request& r, Prep&& prep) {
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe* t = ring_.next_sqe();
     r.timer_.on_cqe_ = &detail::io_request::on_timer_cqe;
+    r.timer_.owner_ = &r;
     io_uring_prep_link_timeout(t, &r.timer_.ts_, 0);
     io_uring_sqe_set_data(t, &r.timer_);
     r.timer_armed_ = true;

@@ -64,6 +64,8 @@ void AsyncResult::complete(bool synchronously) noexcept {
       accepted_ = owner_->take_accepted(a, std::move(accept_into_));
     else if (op_ == SocketAsyncOperation::Connect)
       owner_->after_connect(true);
+    else if (op_ == SocketAsyncOperation::SendTo)
+      owner_->after_send_to(true);
   }
   // The last touch of the owner: once the handle is set, EndX may return on another thread and
   // the owner may be destroyed there (a Socket no shared_ptr owns).

@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "async_result.hpp"
+#include "wrap_endpoint.hpp"
 #include "ringsock/compat/socket.hpp"
 
 namespace ringsock::compat {
@@ -43,6 +44,8 @@ AsyncResult& Socket::wait_apm(const std::shared_ptr<IAsyncResult>& ar, SocketAsy
                          const char* name) {
   if (!ar) throw ArgumentNullException("asyncResult");
   auto* r = dynamic_cast<AsyncResult*>(ar.get());
+  // COMPAT.md behaviour 14, the documented exceptions (.NET 10 itself is laxer here: its EndX
+  // takes any result of the same type, again and again; the README lists the difference).
   if (!r || r->owner_ != this || r->op_ != op)
     throw ArgumentException(
         std::string("The IAsyncResult object was not returned from the corresponding "
@@ -154,6 +157,66 @@ std::shared_ptr<IAsyncResult> Socket::BeginSend(std::span<const std::byte> buffe
 
 int Socket::EndSend(const std::shared_ptr<IAsyncResult>& asyncResult) {
   return wait_apm(asyncResult, SocketAsyncOperation::Send, "EndSend").bytes_;
+}
+
+// ---- send to / receive from ----
+
+std::shared_ptr<IAsyncResult> Socket::BeginSendTo(std::span<const std::byte> buffer, int offset,
+                                                  int size, SocketFlags,
+                                                  const std::shared_ptr<EndPoint>& remoteEP,
+                                                  AsyncCallback callback, std::any state) {
+  check_disposed();
+  if (!buffer.data()) throw ArgumentNullException("buffer");
+  check_range(buffer.size(), offset, size, "size");
+  if (!remoteEP) throw ArgumentNullException("remoteEP");
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::SendTo, std::move(callback),
+                                         std::move(state));
+  r->args_.set_buffer({const_cast<std::byte*>(buffer.data()) + offset, static_cast<std::size_t>(size)});
+  r->args_.set_remote_endpoint(remoteEP->native());
+  return start_apm(r, &detail::start_args<detail::send_to_op>);
+}
+
+std::shared_ptr<IAsyncResult> Socket::BeginSendTo(std::span<const std::byte> buffer, int offset,
+                                                  int size, SocketFlags flags,
+                                                  const EndPoint& remoteEP, AsyncCallback callback,
+                                                  std::any state) {
+  return BeginSendTo(buffer, offset, size, flags, std::make_shared<EndPoint>(remoteEP),
+                     std::move(callback), std::move(state));
+}
+
+int Socket::EndSendTo(const std::shared_ptr<IAsyncResult>& asyncResult) {
+  return wait_apm(asyncResult, SocketAsyncOperation::SendTo, "EndSendTo").bytes_;
+}
+
+std::shared_ptr<IAsyncResult> Socket::BeginReceiveFrom(std::span<std::byte> buffer, int offset,
+                                                       int size, SocketFlags,
+                                                       std::shared_ptr<EndPoint>& remoteEP,
+                                                       AsyncCallback callback, std::any state) {
+  check_disposed();
+  if (!buffer.data()) throw ArgumentNullException("buffer");
+  check_range(buffer.size(), offset, size, "size");
+  if (!remoteEP) throw ArgumentNullException("remoteEP");
+  if (remoteEP->AddressFamily() != family_)
+    throw ArgumentException("The supplied EndPoint is not valid for this Socket's AddressFamily.",
+                            "remoteEP");
+  if (!bound_)
+    throw InvalidOperationException("You must call the Bind method before performing this operation.");
+  if (size == 0) throw NotSupportedException("BeginReceiveFrom: zero-byte receives are not supported.");
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::ReceiveFrom,
+                                         std::move(callback), std::move(state));
+  r->args_.set_buffer(buffer.subspan(static_cast<std::size_t>(offset), static_cast<std::size_t>(size)));
+  return start_apm(r, &detail::start_args<detail::receive_from_op>);
+}
+
+int Socket::EndReceiveFrom(const std::shared_ptr<IAsyncResult>& asyncResult,
+                           std::shared_ptr<EndPoint>& endPoint) {
+  if (!endPoint) throw ArgumentNullException("endPoint");
+  if (endPoint->AddressFamily() != family_)
+    throw ArgumentException("The supplied EndPoint is not valid for this Socket's AddressFamily.",
+                            "endPoint");
+  AsyncResult& r = wait_apm(asyncResult, SocketAsyncOperation::ReceiveFrom, "EndReceiveFrom");
+  endPoint = wrap(r.args_.remote_endpoint());
+  return r.bytes_;
 }
 
 // ---- disconnect ----

@@ -77,7 +77,7 @@ void Socket::take_results(SocketAsyncEventArgs& e) {
       if (ok) e.connect_socket_ = weak_from_this().lock();
       break;
     case SocketAsyncOperation::SendTo:
-      if (ok) bound_ = true;  // the kernel bound it implicitly: LocalEndPoint reads it now
+      after_send_to(ok);
       break;
     case SocketAsyncOperation::ReceiveFrom:
       if (ok) {

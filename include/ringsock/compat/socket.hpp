@@ -110,6 +110,31 @@ class Socket : public std::enable_shared_from_this<Socket> {
                                           SocketFlags socketFlags, AsyncCallback callback,
                                           std::any state);
   int EndSend(const std::shared_ptr<IAsyncResult>& asyncResult);
+  // .NET: Socket.BeginSendTo(byte[], int, int, SocketFlags, EndPoint, AsyncCallback, object) /
+  // EndSendTo. Throws ArgumentNullException (buffer, then remoteEP), ArgumentOutOfRangeException
+  // (offset, size). A family that does not match fails at completion (SocketException), as in
+  // .NET; a first send binds the socket (LocalEndPoint then reads the kernel's choice).
+  std::shared_ptr<IAsyncResult> BeginSendTo(std::span<const std::byte> buffer, int offset, int size,
+                                            SocketFlags socketFlags,
+                                            const std::shared_ptr<EndPoint>& remoteEP,
+                                            AsyncCallback callback, std::any state);
+  std::shared_ptr<IAsyncResult> BeginSendTo(std::span<const std::byte> buffer, int offset, int size,
+                                            SocketFlags socketFlags, const EndPoint& remoteEP,
+                                            AsyncCallback callback, std::any state);
+  int EndSendTo(const std::shared_ptr<IAsyncResult>& asyncResult);
+  // .NET: Socket.BeginReceiveFrom(byte[], int, int, SocketFlags, ref EndPoint, AsyncCallback,
+  // object) / EndReceiveFrom(IAsyncResult, ref EndPoint). Throws, in this order,
+  // ArgumentNullException (buffer), ArgumentOutOfRangeException (offset, size),
+  // ArgumentNullException (remoteEP), ArgumentException (remoteEP of another family),
+  // InvalidOperationException (the socket is not bound). EndReceiveFrom sets endPoint to the
+  // sender; a datagram larger than the buffer gives its first `size` bytes (no error, as on Linux
+  // .NET).
+  std::shared_ptr<IAsyncResult> BeginReceiveFrom(std::span<std::byte> buffer, int offset, int size,
+                                                 SocketFlags socketFlags,
+                                                 std::shared_ptr<EndPoint>& remoteEP,
+                                                 AsyncCallback callback, std::any state);
+  int EndReceiveFrom(const std::shared_ptr<IAsyncResult>& asyncResult,
+                     std::shared_ptr<EndPoint>& endPoint);
   // .NET: Socket.BeginDisconnect(bool, AsyncCallback, object) / EndDisconnect(IAsyncResult)
   std::shared_ptr<IAsyncResult> BeginDisconnect(bool reuseSocket, AsyncCallback callback,
                                                 std::any state);
@@ -133,6 +158,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool send_connect_buffer(SocketAsyncEventArgs& e) noexcept;
   std::shared_ptr<Socket> take_accepted(ringsock::socket_args& a, std::shared_ptr<Socket> into);
   void after_connect(bool ok);
+  void after_send_to(bool ok) noexcept {
+    if (ok) bound_ = true;  // the kernel bound it implicitly: LocalEndPoint reads it now
+  }
   std::shared_ptr<IAsyncResult> start_apm(const std::shared_ptr<AsyncResult>& r, core_start fn);
   AsyncResult& wait_apm(const std::shared_ptr<IAsyncResult>& ar, SocketAsyncOperation op,
                    const char* name);

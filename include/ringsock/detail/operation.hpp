@@ -37,9 +37,10 @@ struct stop_request {
 // The timer half of a request: a linked timeout, or a plain timer for an accept that waits in
 // the listener's queue. Its CQE must arrive before the request may finish.
 struct timer_part : operation {
-  explicit timer_part(io_request* owner) noexcept;
+  // Left unset until armed (the arming sets all three): most requests never arm one.
+  timer_part() noexcept : operation(nullptr) {}
   io_request* owner_;
-  __kernel_timespec ts_{};
+  __kernel_timespec ts_;
 };
 
 // A user-visible operation in flight: the request's own CQE(s), an optional timer and an
@@ -90,6 +91,9 @@ struct io_request : operation {
   // Install the stop callback (after the request is armed).
   void watch(const std::stop_token& tok);
 };
+
+// Inline: an awaiter builds one per operation, and the compiler then folds these stores into its own.
+inline io_request::io_request() noexcept : operation(&io_request::on_cqe) {}
 
 // A request that waits outside the kernel (in a listener's or a socket's FIFO) for `ns`: a plain
 // timer whose CQE (handled by on_timer) is one more the request waits for.

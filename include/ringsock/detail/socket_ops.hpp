@@ -54,7 +54,7 @@ struct receive_op {
   bool borrow = false;             // takes the next piece whole (receive_borrowed_op)
   socket_core* source = nullptr;   // the socket whose FIFO it waits in, while it waits
   io_request* next = nullptr;      // that FIFO
-  buffer_piece lent{};             // borrow: the piece taken, until the caller claims it
+  buffer_piece lent;               // borrow: the piece taken (valid while lent_ctx is set)
   io_context* lent_ctx = nullptr;  // ... non-null while this op holds it
 
   receive_op() noexcept = default;
