@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 namespace ringsock {
@@ -26,6 +28,18 @@ socket_args::~socket_args() {
 void socket_args::set_buffer(std::span<std::byte> buf) {
   if (in_use_) throw args_in_use_error("socket_args::set_buffer");
   buffer_ = buf;
+  segments_ = {};
+}
+
+void socket_args::set_message_flags(int flags) {
+  if (in_use_) throw args_in_use_error("socket_args::set_message_flags");
+  msg_flags_ = flags;
+}
+
+void socket_args::set_buffer_list(std::span<const iovec> segments) {
+  if (in_use_) throw args_in_use_error("socket_args::set_buffer_list");
+  segments_ = segments;
+  buffer_ = {};
 }
 
 const endpoint& socket_args::remote_endpoint() const {
@@ -95,6 +109,11 @@ void socket_args::store(const detail::send_all_op& op) noexcept {
   if (req_.res_ < 0) error_ = make_error_code_from_errno(-req_.res_);
 }
 
+void socket_args::store(const detail::send_all_vec_op& op) noexcept {
+  transferred_ = op.sent;
+  if (req_.res_ < 0) error_ = make_error_code_from_errno(-req_.res_);
+}
+
 void socket_args::store(const detail::accept_op& op) noexcept {
   const int res = req_.res_;
   if (res < 0) {
@@ -138,8 +157,10 @@ constexpr socket_operation kind_of() noexcept {
   else if constexpr (std::is_same_v<Op, connect_op>) return socket_operation::connect;
   else if constexpr (std::is_same_v<Op, receive_op> || std::is_same_v<Op, receive_borrowed_op>)
     return socket_operation::receive;
-  else if constexpr (std::is_same_v<Op, send_op>) return socket_operation::send;
-  else if constexpr (std::is_same_v<Op, send_all_op>) return socket_operation::send_all;
+  else if constexpr (std::is_same_v<Op, send_op> || std::is_same_v<Op, send_vec_op>)
+    return socket_operation::send;
+  else if constexpr (std::is_same_v<Op, send_all_op> || std::is_same_v<Op, send_all_vec_op>)
+    return socket_operation::send_all;
   else if constexpr (std::is_same_v<Op, send_to_op>) return socket_operation::send_to;
   else return socket_operation::receive_from;
 }
@@ -173,6 +194,27 @@ bool start_args_with(socket& s, socket_args& a, Op op, const io_options& o) {
 
 template <class Op>
 bool start_args(socket& s, socket_args& a, const io_options& o) {
+  if constexpr (!std::is_same_v<Op, receive_op> && !std::is_same_v<Op, send_op> &&
+                !std::is_same_v<Op, send_all_op>) {
+    if (a.msg_flags_ != 0)
+      throw std::invalid_argument(std::string("ringsock: ") + Op::name +
+                                  ": message flags serve receive, send and send_all only");
+  }
+  // A buffer list: the scatter/gather form of the operation.
+  if (!a.segments_.empty()) {
+    if (a.msg_flags_ != 0)
+      throw std::invalid_argument(std::string("ringsock: ") + Op::name +
+                                  ": message flags need one buffer, not a list");
+    if constexpr (std::is_same_v<Op, receive_op>)
+      return start_args_with(s, a, receive_op{a.segments_}, o);
+    else if constexpr (std::is_same_v<Op, send_op>)
+      return start_args_with(s, a, send_vec_op{a.segments_}, o);
+    else if constexpr (std::is_same_v<Op, send_all_op>)
+      return start_args_with(s, a, send_all_vec_op{a.segments_}, o);
+    else
+      throw std::invalid_argument(std::string("ringsock: ") + Op::name +
+                                  ": a buffer list serves receive, send and send_all only");
+  }
   // The operands, from the args' fields.
   Op op = [&] {
     if constexpr (std::is_same_v<Op, accept_op>) return accept_op{a.buffer_, true};
@@ -182,6 +224,9 @@ bool start_args(socket& s, socket_args& a, const io_options& o) {
     else if constexpr (std::is_same_v<Op, receive_borrowed_op>) return receive_borrowed_op{};
     else return Op{a.buffer_};
   }();
+  if constexpr (std::is_same_v<Op, receive_op> || std::is_same_v<Op, send_op> ||
+                std::is_same_v<Op, send_all_op>)
+    op.msg_flags = a.msg_flags_;
   return start_args_with(s, a, std::move(op), o);
 }
 

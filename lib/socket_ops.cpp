@@ -9,7 +9,8 @@ namespace ringsock::detail {
 namespace {
 // A short send: the rest goes out in another round. Out of line, so that the common case (every
 // byte went out at once) costs no register saves.
-[[gnu::noinline]] bool send_rest(io_request* r, send_all_op& op) noexcept {
+template <class Op>
+[[gnu::noinline]] bool send_rest(io_request* r, Op& op) noexcept {
   const int fd = r->core_->fd;
   if (fd < 0 || r->cancelled_) {
     r->res_ = -ECANCELED;  // closed meanwhile: never send on a number that may be reused
@@ -25,6 +26,17 @@ bool send_all_op::again(io_request* r) noexcept {
   if (r->res_ < 0) return false;  // `sent` keeps what went out before the error
   op.sent += static_cast<std::size_t>(r->res_);
   if (op.sent >= op.buf.size() || r->res_ == 0) {
+    r->res_ = static_cast<int>(op.sent);
+    return false;
+  }
+  return send_rest(r, op);
+}
+
+bool send_all_vec_op::again(io_request* r) noexcept {
+  auto& op = *static_cast<send_all_vec_op*>(r->op_);
+  if (r->res_ < 0) return false;  // `sent` keeps what went out before the error
+  op.advance(static_cast<std::size_t>(r->res_));
+  if (op.sent >= op.total || r->res_ == 0) {
     r->res_ = static_cast<int>(op.sent);
     return false;
   }

@@ -82,9 +82,35 @@ std::size_t copy_out(io_context& ctx, stream_receiver& rx, std::span<std::byte> 
   return done;
 }
 
-// What a receive takes from a non-empty queue: a copy into its buffer, the front piece whole
-// (borrow), or nothing (readiness). Returns the byte count it reports.
+// MSG_PEEK: copies queued bytes into `out` and leaves them queued.
+std::size_t peek_out(io_context& ctx, const stream_receiver& rx, std::span<std::byte> out) noexcept {
+  const buffer_ring& b = buffers_of(ctx);
+  std::size_t done = 0;
+  for (std::uint32_t i = 0; i < rx.count && done < out.size(); ++i) {
+    const buffer_piece& p = rx.q[(rx.head + i) & (rx.room - 1)];
+    const std::size_t n = std::min<std::size_t>(p.len, out.size() - done);
+    std::memcpy(out.data() + done, b.data(p), n);
+    done += n;
+  }
+  return done;
+}
+
+// Copies queued bytes into the segments, in order (as much as is queued).
+std::size_t copy_out(io_context& ctx, stream_receiver& rx, std::span<const iovec> segs) noexcept {
+  std::size_t done = 0;
+  for (const iovec& v : segs) {
+    const std::size_t n = copy_out(ctx, rx, {static_cast<std::byte*>(v.iov_base), v.iov_len});
+    done += n;
+    if (n < v.iov_len) break;  // the queue ran out
+  }
+  return done;
+}
+
+// What a receive takes from a non-empty queue: a copy into its buffer (or segments), the front
+// piece whole (borrow), or nothing (readiness). Returns the byte count it reports.
 int take_for(io_context& ctx, stream_receiver& rx, receive_op& op) noexcept {
+  if (op.msg_flags & MSG_PEEK) return static_cast<int>(peek_out(ctx, rx, op.buf));
+  if (!op.segments.empty()) return static_cast<int>(copy_out(ctx, rx, op.segments));
   if (!op.borrow) return static_cast<int>(copy_out(ctx, rx, op.buf));
   op.lent = rx.front();
   op.lent_ctx = &ctx;
@@ -94,7 +120,8 @@ int take_for(io_context& ctx, stream_receiver& rx, receive_op& op) noexcept {
 
 // A piece a waiting receive can take whole: a loan, or a copy that fits its buffer.
 bool takes_whole(const receive_op& op, const buffer_piece& p) noexcept {
-  return op.borrow || (!op.readiness && op.buf.size() >= p.len);
+  return op.borrow ||
+         (!op.readiness && op.msg_flags == 0 && op.segments.empty() && op.buf.size() >= p.len);
 }
 
 int take_whole(io_context& ctx, receive_op& op, const buffer_piece& p) noexcept {
@@ -119,9 +146,9 @@ void drop_queue(io_context& ctx, stream_receiver& rx) noexcept {
 // The end (after the queued bytes): end of stream stays; an error goes to one receive, and the
 // next receive asks the kernel again (as recv(2): after a reset it then reads 0; after ENOTCONN
 // on a socket connected since, data).
-int take_end(stream_receiver& rx) noexcept {
+int take_end(stream_receiver& rx, const receive_op& op) noexcept {
   const int e = rx.end;
-  if (e < 0) rx.end = stream_receiver::no_end;
+  if (e < 0 && !(op.msg_flags & MSG_PEEK)) rx.end = stream_receiver::no_end;  // a peek leaves it
   return e;
 }
 
@@ -177,7 +204,7 @@ void deliver_now(socket_core& c) noexcept {
     io_context& ctx = *rx.op.ctx;
     io_request* w = pop_waiter(rx);
     receive_op& op = op_of(*w);
-    const int res = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx);
+    const int res = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx, op);
     complete(*w, res);
   }
 }
@@ -444,10 +471,12 @@ received_buffer receive_borrowed_op::take(const io_request& r) noexcept {
 void give_back_piece(io_context& ctx, const buffer_piece& p) noexcept { give_back(ctx, p); }
 
 void receive_op::prep(io_uring_sqe* sqe, int fd) noexcept {
-  if (buf.empty())
+  if (!segments.empty())
+    io_uring_prep_readv(sqe, fd, segments.data(), static_cast<unsigned>(segments.size()), 0);
+  else if (buf.empty())
     io_uring_prep_poll_add(sqe, fd, POLLIN);
   else
-    io_uring_prep_recv(sqe, fd, buf.data(), buf.size(), 0);
+    io_uring_prep_recv(sqe, fd, buf.data(), buf.size(), msg_flags);
 }
 
 bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o) {
@@ -455,7 +484,8 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
   r.again_ = nullptr;
   op.source = nullptr;
   op.next = nullptr;
-  if (!uses_receiver(c)) {
+  // Out-of-band data is not in the stream the receiver queues: its own single receive.
+  if (!uses_receiver(c) || (op.msg_flags & MSG_OOB)) {
     if (op.borrow)
       throw std::invalid_argument(
           "ringsock: receive_borrowed_async needs a stream socket of a context with a buffer ring "
@@ -466,7 +496,7 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
   stream_receiver& rx = c.rx;
   if (!rx.waiters) {  // the inline view: nobody waits before this receive and bytes are here
     if (rx.has_data() || rx.end != stream_receiver::no_end) {
-      r.res_ = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx);
+      r.res_ = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx, op);
       access::count_inline(ctx);
       maybe_arm(c);  // the queue may have drained below the backpressure mark
       return true;

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <array>
@@ -481,6 +482,121 @@ TEST_SUITE("receive path") {
     ctx.run_until([&] { return log.size() >= 3 * 5; }, 2s);
     CHECK(log == "[B:xy][C:zw][A:q]");
     settle(ctx);
+    CHECK(all_back(ctx));
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "MSG_PEEK (args form) copies queued bytes and leaves them: inline when queued, in FIFO order when waiting") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "peek");
+    CHECK(ctx.block_on(receive_string(p.server, 2)) == "pe");  // arms; "ek" stays queued
+    std::string log;
+    ctx.block_on([](socket& s, std::string& log) -> task<void> {
+      std::array<std::byte, 8> buf{};
+      socket_args a;
+      a.set_buffer(buf);
+      a.set_message_flags(MSG_PEEK);
+      if (co_await s.receive_async(a)) co_return;
+      log += (a.completed_synchronously() ? "[inline " : "[") + test::str({buf.data(), a.bytes_transferred()}) + "]";
+      if (co_await s.receive_async(a)) co_return;  // again: the same bytes
+      log += "[" + test::str({buf.data(), a.bytes_transferred()}) + "]";
+    }(p.server, log));
+    CHECK(log == "[inline ek][ek]");
+    CHECK(p.server.queued_bytes() == 2);
+    CHECK(ctx.block_on(receive_string(p.server, 8)) == "ek");  // a plain receive takes them
+
+    // Waiting: a peek, then a plain receive; both see the next bytes, the plain one takes them.
+    log.clear();
+    auto peek = [](socket& s, std::string& log) -> task<void> {
+      std::array<std::byte, 8> buf{};
+      socket_args a;
+      a.set_buffer(buf);
+      a.set_message_flags(MSG_PEEK);
+      if (co_await s.receive_async(a)) co_return;
+      log += "[P:" + test::str({buf.data(), a.bytes_transferred()}) + "]";
+    };
+    auto take = [](socket& s, std::string& log) -> task<void> {
+      std::array<std::byte, 8> buf{};
+      const std::size_t n = co_await s.receive_async(buf);
+      log += "[T:" + test::str({buf.data(), n}) + "]";
+    };
+    ctx.spawn(peek(p.server, log));
+    ctx.spawn(take(p.server, log));
+    settle(ctx, 5ms);
+    peer_send(p.peer, "xyz");
+    ctx.run_until([&] { return log.size() >= 14; }, 2s);
+    CHECK(log == "[P:xyz][T:xyz]");
+    CHECK(p.server.queued_bytes() == 0);
+    CHECK(all_back(ctx));
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "MSG_OOB: the out-of-band byte by its own receive, the stream around it unchanged; flags are checked before submission") {
+    raw_pair p = make_pair(ctx, l);
+    REQUIRE(::send(p.peer, "ab!", 3, MSG_OOB) == 3);  // "ab" in the stream, '!' urgent
+    settle(ctx, 5ms);
+    std::string got = ctx.block_on([](socket& s) -> task<std::string> {
+      std::array<std::byte, 4> buf{};
+      socket_args a;
+      a.set_buffer(buf);
+      a.set_message_flags(MSG_OOB);
+      if (std::error_code ec = co_await s.receive_async(a)) co_return "error " + ec.message();
+      std::string out = "[" + test::str({buf.data(), a.bytes_transferred()}) + "]";
+      a.set_message_flags(0);
+      if (co_await s.receive_async(a)) co_return "error";
+      co_return out + test::str({buf.data(), a.bytes_transferred()});
+    }(p.server));
+    CHECK(got == "[!]ab");
+    // A send with MSG_OOB: the peer reads the byte out of band.
+    ctx.block_on([](socket& s) -> task<void> {
+      const char c = '#';
+      socket_args a;
+      a.set_buffer({const_cast<std::byte*>(reinterpret_cast<const std::byte*>(&c)), 1});
+      a.set_message_flags(MSG_OOB);
+      (void)co_await s.send_async(a);
+    }(p.server));
+    pollfd pf{p.peer, POLLPRI, 0};
+    REQUIRE(::poll(&pf, 1, 2000) == 1);
+    char oob = 0;
+    CHECK(::recv(p.peer, &oob, 1, MSG_OOB) == 1);
+    CHECK(oob == '#');
+
+    socket_args bad;
+    std::array<std::byte, 4> buf{};
+    bad.set_buffer(buf);
+    bad.set_message_flags(MSG_WAITALL);
+    CHECK_THROWS_AS(ctx.block_on([](socket& s, socket_args& a) -> task<void> { (void)co_await s.receive_async(a); }(p.server, bad)),
+                    std::invalid_argument);
+    bad.set_message_flags(MSG_PEEK);
+    CHECK_THROWS_AS(ctx.block_on([](socket& s, socket_args& a) -> task<void> { (void)co_await s.receive_borrowed_async(a); }(p.server, bad)),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(ctx.block_on([](socket& s, socket_args& a) -> task<void> { (void)co_await s.send_async(a); }(p.server, bad)),
+                    std::invalid_argument);
+    CHECK(ctx.pending_operations() == 0);
+    CHECK_FALSE(bad.in_use());
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "a buffer list (args form): a receive fills the segments in order, with every buffer given back") {
+    raw_pair p = make_pair(ctx, l);
+    peer_send(p.peer, "0123456789");
+    settle(ctx, 5ms);
+    std::array<std::byte, 4> a1{};
+    std::array<std::byte, 8> a2{};
+    const std::array<iovec, 3> segs{iovec{a1.data(), a1.size()}, iovec{nullptr, 0}, iovec{a2.data(), a2.size()}};
+    std::size_t n = ctx.block_on([](socket& s, std::span<const iovec> segs) -> task<std::size_t> {
+      socket_args a;
+      a.set_buffer_list(segs);
+      if (co_await s.receive_async(a)) co_return 0;
+      co_return a.bytes_transferred();
+    }(p.server, segs));
+    CHECK(n == 10);
+    CHECK(test::str(a1) == "0123");
+    CHECK(test::str(std::span(a2).first(6)) == "456789");
+    const std::array<iovec, 1> empty{iovec{a1.data(), 0}};
+    CHECK_THROWS_AS(ctx.block_on([](socket& s, std::span<const iovec> segs) -> task<void> {
+                      socket_args a;
+                      a.set_buffer_list(segs);
+                      (void)co_await s.receive_async(a);
+                    }(p.server, empty)),
+                    std::invalid_argument);
     CHECK(all_back(ctx));
   }
 

@@ -42,6 +42,20 @@ class socket_args {
   // memory. Throws args_in_use_error while an operation is pending.
   void set_buffer(std::span<std::byte> buf);
   std::span<std::byte> buffer() const noexcept { return buffer_; }
+  // Scatter/gather instead of one buffer, for receive, send and send_all (.NET's BufferList):
+  // a receive fills the segments in order, a send sends them in order (a datagram socket as one
+  // datagram). The caller owns the array and the memory it points to; both must outlive the
+  // operation. Setting one clears the other; an empty span clears the list. Other operations
+  // throw std::invalid_argument while a list is set. Throws args_in_use_error while an
+  // operation is pending.
+  void set_buffer_list(std::span<const iovec> segments);
+  std::span<const iovec> buffer_list() const noexcept { return segments_; }
+  // recv(2)/send(2) flags of the next receive (MSG_PEEK: copies the bytes and leaves them
+  // queued; MSG_OOB: the out-of-band byte) or send (MSG_OOB, MSG_DONTROUTE), with one buffer.
+  // Other flags, or flags with a buffer list or another operation, throw std::invalid_argument
+  // when the operation starts. Throws args_in_use_error while an operation is pending.
+  void set_message_flags(int flags);
+  int message_flags() const noexcept { return msg_flags_; }
   // Bytes moved by the last operation (accept: bytes of the first receive).
   std::size_t bytes_transferred() const noexcept { return transferred_; }
   // accept: the new connection (move it out); empty after a failed accept.
@@ -73,7 +87,7 @@ class socket_args {
   using operation_state =
       std::variant<std::monostate, detail::accept_op, detail::connect_op, detail::receive_op,
                    detail::receive_borrowed_op, detail::send_op, detail::send_all_op, detail::send_to_op,
-                   detail::receive_from_op>;
+                   detail::receive_from_op, detail::send_vec_op, detail::send_all_vec_op>;
 
   // Misuse check and reset for a new operation (throws args_in_use_error).
   void prepare(socket_operation op, const char* what);
@@ -84,6 +98,7 @@ class socket_args {
   void store(const std::monostate&) noexcept {}
   void store(const detail::connect_op& op) noexcept;
   void store(const detail::send_all_op& op) noexcept;
+  void store(const detail::send_all_vec_op& op) noexcept;
   void store(const detail::accept_op& op) noexcept;
   void store(const detail::receive_borrowed_op& op) noexcept;
   static void on_complete(detail::io_request* r) noexcept;
@@ -93,6 +108,8 @@ class socket_args {
   detail::io_request req_;
   operation_state op_;
   std::span<std::byte> buffer_{};
+  std::span<const iovec> segments_{};
+  int msg_flags_ = 0;
   std::size_t transferred_ = 0;
   socket accept_socket_;
   received_buffer borrowed_;

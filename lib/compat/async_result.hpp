@@ -43,6 +43,7 @@ class AsyncResult final : public IAsyncResult, public std::enable_shared_from_th
   WaitHandle handle_;
   ringsock::socket_args args_;
   std::vector<std::byte> accept_buffer_;  // BeginAccept(receiveSize): the first block lands here
+  std::vector<iovec> segments_;           // BeginReceive/BeginSend of a list: the kernel's view
   std::shared_ptr<Socket> accept_into_;
   std::shared_ptr<Socket> accepted_;
   std::shared_ptr<Socket> owner_hold_;

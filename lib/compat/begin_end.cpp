@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "async_result.hpp"
+#include "message_flags.hpp"
 #include "wrap_endpoint.hpp"
 #include "ringsock/compat/socket.hpp"
 
@@ -37,6 +38,19 @@ std::shared_ptr<IAsyncResult> Socket::start_apm(const std::shared_ptr<AsyncResul
     detail::access::set_completion(r->args_, &AsyncResult::on_core_complete, r.get());
     detail::access::set_abandon(r->args_, &AsyncResult::on_core_abandon);
   }
+  return r;
+}
+
+std::shared_ptr<IAsyncResult> Socket::complete_apm_now(const std::shared_ptr<AsyncResult>& r,
+                                                       SocketError error, int native) {
+  r->self_ = r;
+  r->owner_hold_ = weak_from_this().lock();
+  r->error_ = error;
+  r->native_ = native;
+  r->sync_ = true;
+  r->completed_.store(true, std::memory_order_release);
+  r->AsyncWaitHandle().Set();
+  detail::access::defer(*ctx_, &AsyncResult::run_callback, r.get());  // never on the caller's stack
   return r;
 }
 
@@ -123,16 +137,19 @@ void Socket::EndConnect(const std::shared_ptr<IAsyncResult>& asyncResult) {
 // ---- receive / send ----
 
 std::shared_ptr<IAsyncResult> Socket::BeginReceive(std::span<std::byte> buffer, int offset, int size,
-                                                   SocketFlags, AsyncCallback callback,
+                                                   SocketFlags socketFlags, AsyncCallback callback,
                                                    std::any state) {
   check_disposed();
   if (!buffer.data()) throw ArgumentNullException("buffer");  // .NET: before the range checks
   check_range(buffer.size(), offset, size, "size");
+  const int flags = message_flags(socketFlags, true);
   if (size == 0 && type_ != compat::SocketType::Stream)
     throw NotSupportedException("BeginReceive: zero-byte receives need a stream socket.");
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
                                          std::move(state));
+  if (flags < 0) return complete_apm_now(r, SocketError::OperationNotSupported, EOPNOTSUPP);
   r->args_.set_buffer(buffer.subspan(static_cast<std::size_t>(offset), static_cast<std::size_t>(size)));
+  r->args_.set_message_flags(flags);
   // A zero-byte receive completes (0 bytes) once data is there, taking none of it.
   return start_apm(r, size == 0 ? &detail::start_readiness : &detail::start_args<detail::receive_op>);
 }
@@ -142,15 +159,18 @@ int Socket::EndReceive(const std::shared_ptr<IAsyncResult>& asyncResult) {
 }
 
 std::shared_ptr<IAsyncResult> Socket::BeginSend(std::span<const std::byte> buffer, int offset,
-                                                int size, SocketFlags, AsyncCallback callback,
+                                                int size, SocketFlags socketFlags, AsyncCallback callback,
                                                 std::any state) {
   check_disposed();
   if (!buffer.data()) throw ArgumentNullException("buffer");  // .NET: before the range checks
   check_range(buffer.size(), offset, size, "size");
+  const int flags = message_flags(socketFlags, false);
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Send, std::move(callback),
                                          std::move(state));
   // The core's args take a mutable span; a send only reads it.
+  if (flags < 0) return complete_apm_now(r, SocketError::OperationNotSupported, EOPNOTSUPP);
   r->args_.set_buffer({const_cast<std::byte*>(buffer.data()) + offset, static_cast<std::size_t>(size)});
+  r->args_.set_message_flags(flags);
   return start_apm(r, type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
                                                        : &detail::start_args<detail::send_op>);
 }
@@ -159,13 +179,59 @@ int Socket::EndSend(const std::shared_ptr<IAsyncResult>& asyncResult) {
   return wait_apm(asyncResult, SocketAsyncOperation::Send, "EndSend").bytes_;
 }
 
+// ---- receive / send of a list ----
+
+namespace {
+void take_list(AsyncResult& r, const std::vector<std::span<std::byte>>* buffers) {
+  if (!buffers) throw ArgumentNullException("buffers");
+  if (buffers->empty()) throw ArgumentException("The parameter buffers must contain one or more elements.", "buffers");
+  r.segments_.reserve(buffers->size());
+  for (const auto& b : *buffers) r.segments_.push_back({b.data(), b.size()});
+  r.args_.set_buffer_list(r.segments_);
+}
+}  // namespace
+
+std::shared_ptr<IAsyncResult> Socket::BeginReceive(const std::vector<std::span<std::byte>>* buffers,
+                                                   SocketFlags socketFlags, AsyncCallback callback,
+                                                   std::any state) {
+  check_disposed();
+  if (socketFlags != SocketFlags::None)
+    throw NotSupportedException("BeginReceive: SocketFlags with a list of buffers are not supported here.");
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
+                                         std::move(state));
+  take_list(*r, buffers);
+  std::size_t total = 0;
+  for (const iovec& v : r->segments_) total += v.iov_len;
+  if (total == 0) {  // a zero-byte receive, as BeginReceive with size 0
+    if (type_ != compat::SocketType::Stream)
+      throw NotSupportedException("BeginReceive: zero-byte receives need a stream socket.");
+    return start_apm(r, &detail::start_readiness);
+  }
+  return start_apm(r, &detail::start_args<detail::receive_op>);
+}
+
+std::shared_ptr<IAsyncResult> Socket::BeginSend(const std::vector<std::span<std::byte>>* buffers,
+                                                SocketFlags socketFlags, AsyncCallback callback,
+                                                std::any state) {
+  check_disposed();
+  if (socketFlags != SocketFlags::None)
+    throw NotSupportedException("BeginSend: SocketFlags with a list of buffers are not supported here.");
+  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Send, std::move(callback),
+                                         std::move(state));
+  take_list(*r, buffers);
+  return start_apm(r, type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
+                                                       : &detail::start_args<detail::send_op>);
+}
+
 // ---- send to / receive from ----
 
 std::shared_ptr<IAsyncResult> Socket::BeginSendTo(std::span<const std::byte> buffer, int offset,
-                                                  int size, SocketFlags,
+                                                  int size, SocketFlags socketFlags,
                                                   const std::shared_ptr<EndPoint>& remoteEP,
                                                   AsyncCallback callback, std::any state) {
   check_disposed();
+  if (socketFlags != SocketFlags::None)
+    throw NotSupportedException("BeginSendTo: SocketFlags other than None are not supported here.");
   if (!buffer.data()) throw ArgumentNullException("buffer");
   check_range(buffer.size(), offset, size, "size");
   if (!remoteEP) throw ArgumentNullException("remoteEP");
@@ -189,10 +255,12 @@ int Socket::EndSendTo(const std::shared_ptr<IAsyncResult>& asyncResult) {
 }
 
 std::shared_ptr<IAsyncResult> Socket::BeginReceiveFrom(std::span<std::byte> buffer, int offset,
-                                                       int size, SocketFlags,
+                                                       int size, SocketFlags socketFlags,
                                                        std::shared_ptr<EndPoint>& remoteEP,
                                                        AsyncCallback callback, std::any state) {
   check_disposed();
+  if (socketFlags != SocketFlags::None)
+    throw NotSupportedException("BeginReceiveFrom: SocketFlags other than None are not supported here.");
   if (!buffer.data()) throw ArgumentNullException("buffer");
   check_range(buffer.size(), offset, size, "size");
   if (!remoteEP) throw ArgumentNullException("remoteEP");
@@ -226,17 +294,11 @@ std::shared_ptr<IAsyncResult> Socket::BeginDisconnect(bool reuseSocket, AsyncCal
   check_disposed();
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Disconnect,
                                          std::move(callback), std::move(state));
-  r->self_ = r;
-  r->owner_hold_ = weak_from_this().lock();
   // shutdown(2) and close(2) do not wait: it completes synchronously.
-  r->error_ = connected_ ? SocketError::Success : SocketError::NotConnected;
-  r->native_ = connected_ ? 0 : ENOTCONN;
+  const bool was_connected = connected_;
   if (connected_) disconnect_now(reuseSocket);
-  r->sync_ = true;
-  r->completed_.store(true, std::memory_order_release);
-  r->AsyncWaitHandle().Set();
-  detail::access::defer(*ctx_, &AsyncResult::run_callback, r.get());
-  return r;
+  return complete_apm_now(r, was_connected ? SocketError::Success : SocketError::NotConnected,
+                          was_connected ? 0 : ENOTCONN);
 }
 
 void Socket::EndDisconnect(const std::shared_ptr<IAsyncResult>& asyncResult) {

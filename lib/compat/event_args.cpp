@@ -2,6 +2,7 @@
 // the coroutine args form, and its completion raises Completed (see tests/COMPAT_BEHAVIOURS.md).
 #include <utility>
 
+#include "message_flags.hpp"
 #include "ringsock/compat/socket.hpp"
 #include "ringsock/compat/socket_async_event_args.hpp"
 #include "wrap_endpoint.hpp"
@@ -26,6 +27,25 @@ void check_reusable(const SocketAsyncEventArgs& e) {
 }  // namespace
 
 bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn) {
+  // First: a refusal must leave e as it was.
+  const bool receive = op == SocketAsyncOperation::Receive, send = op == SocketAsyncOperation::Send;
+  int flags = 0;
+  if (e.flags_ != compat::SocketFlags::None) {
+    if (!receive && !send)
+      throw NotSupportedException("SocketFlags other than None serve ReceiveAsync and SendAsync only here.");
+    flags = message_flags(e.flags_, receive);
+    if (flags > 0 && e.BufferList())
+      throw NotSupportedException("SocketFlags with a BufferList are not supported here.");
+    if (flags < 0) {  // .NET 10 here: completes synchronously with OperationNotSupported
+      e.connect_send_ = SocketAsyncEventArgs::connect_send::none;
+      e.last_op_ = op;
+      e.bytes_ = 0;
+      e.error_ = SocketError::OperationNotSupported;
+      e.flags_ = compat::SocketFlags::None;
+      return false;
+    }
+  }
+  e.args_.set_message_flags(flags);
   // Only ConnectAsync (which set it just before) carries a send stage.
   if (op != SocketAsyncOperation::Connect) e.connect_send_ = SocketAsyncEventArgs::connect_send::none;
   e.last_op_ = op;
@@ -60,6 +80,7 @@ void Socket::take_results(SocketAsyncEventArgs& e) {
   ringsock::socket_args& a = e.args_;
   e.bytes_ = static_cast<int>(a.bytes_transferred());
   e.error_ = ToSocketError(a.error());
+  e.flags_ = compat::SocketFlags::None;  // .NET 10 here: what the operation reported (none here)
   const bool ok = !a.error();
   switch (e.last_op_) {
     case SocketAsyncOperation::Accept:
@@ -204,7 +225,7 @@ bool Socket::ConnectAsync(SocketAsyncEventArgs& e) {
 
 void Socket::check_window(const SocketAsyncEventArgs& e, const char* what) const {
   if (e.BufferList())
-    throw NotSupportedException(std::string(what) + ": BufferList is not supported yet; use SetBuffer.");
+    throw NotSupportedException(std::string(what) + ": BufferList is not supported here; use SetBuffer.");
 }
 
 bool Socket::ReceiveAsync(SocketAsyncEventArgs* e) { return ReceiveAsync(deref(e)); }
@@ -212,9 +233,12 @@ bool Socket::ReceiveAsync(SocketAsyncEventArgs* e) { return ReceiveAsync(deref(e
 bool Socket::ReceiveAsync(SocketAsyncEventArgs& e) {
   check_disposed();
   check_reusable(e);
-  check_window(e, "ReceiveAsync");
-  e.args_.set_buffer(e.window());
-  if (e.Count() == 0) {
+  const bool list = e.BufferList() != nullptr;
+  if (list)
+    e.args_.set_buffer_list(e.iov_);
+  else
+    e.args_.set_buffer(e.window());
+  if (list ? e.list_bytes() == 0 : e.Count() == 0) {
     // .NET's zero-byte receive: completes (0 bytes) once data is there, taking none of it.
     if (type_ != compat::SocketType::Stream)
       throw NotSupportedException("ReceiveAsync: zero-byte receives need a stream socket.");
@@ -228,8 +252,10 @@ bool Socket::SendAsync(SocketAsyncEventArgs* e) { return SendAsync(deref(e)); }
 bool Socket::SendAsync(SocketAsyncEventArgs& e) {
   check_disposed();
   check_reusable(e);
-  check_window(e, "SendAsync");
-  e.args_.set_buffer(e.window());
+  if (e.BufferList())
+    e.args_.set_buffer_list(e.iov_);
+  else
+    e.args_.set_buffer(e.window());
   // .NET completes a stream send when every byte went out.
   return start(e, SocketAsyncOperation::Send,
                type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>

@@ -54,17 +54,21 @@ void SocketAsyncEventArgs::SetBuffer(int offset, int count) {
 void SocketAsyncEventArgs::BufferList(std::vector<std::span<std::byte>> list) {
   check_idle();
   if (list.empty()) {
-    buffer_list_.clear();
+    BufferList(nullptr);
     return;
   }
   if (buffer_.data())
     throw ArgumentException("Buffer and BufferList properties cannot both be non-null.", "");  // .NET: no ParamName
   buffer_list_ = std::move(list);
+  // The kernel's view of the list, made here once: an operation then allocates nothing.
+  iov_.clear();
+  for (const auto& b : buffer_list_) iov_.push_back({b.data(), b.size()});
 }
 
 void SocketAsyncEventArgs::BufferList(std::nullptr_t) {
   check_idle();
   buffer_list_.clear();
+  iov_.clear();
 }
 
 void SocketAsyncEventArgs::RemoteEndPoint(std::shared_ptr<EndPoint> ep) {

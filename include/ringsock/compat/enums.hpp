@@ -60,8 +60,20 @@ enum class SocketType : int { Unknown = -1, Stream = 1, Dgram = 2 };
 enum class ProtocolType : int { Unspecified = 0, IP = 0, Tcp = 6, Udp = 17, Unknown = -1 };
 // .NET: System.Net.Sockets.SocketShutdown
 enum class SocketShutdown : int { Receive = 0, Send = 1, Both = 2 };
-// .NET: System.Net.Sockets.SocketFlags (kept for signatures; None is what ports use).
-enum class SocketFlags : int { None = 0, OutOfBand = 1, Peek = 2, DontRoute = 4 };
+// .NET: System.Net.Sockets.SocketFlags. Receives take Peek and OutOfBand, sends OutOfBand and
+// DontRoute (one buffer); the others are refused with NotSupportedException.
+enum class SocketFlags : int {
+  None = 0,
+  OutOfBand = 1,
+  Peek = 2,
+  DontRoute = 4,
+  MaxIOVectorLength = 16,
+  Truncated = 0x100,
+  ControlDataTruncated = 0x200,
+  Broadcast = 0x400,
+  Multicast = 0x800,
+  Partial = 0x8000,
+};
 // .NET: System.Net.Sockets.SocketAsyncOperation
 enum class SocketAsyncOperation : int {
   None = 0,

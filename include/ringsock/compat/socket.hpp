@@ -110,6 +110,26 @@ class Socket : public std::enable_shared_from_this<Socket> {
                                           SocketFlags socketFlags, AsyncCallback callback,
                                           std::any state);
   int EndSend(const std::shared_ptr<IAsyncResult>& asyncResult);
+  // .NET: Socket.BeginReceive(IList<ArraySegment<byte>>, SocketFlags, AsyncCallback, object) and
+  // BeginSend(IList<...>, ...): scatter/gather over the segments, in order (EndReceive/EndSend
+  // give the count). Throws ArgumentNullException (buffers) for an empty list (.NET: null),
+  // ArgumentException (buffers) for a list of no elements.
+  std::shared_ptr<IAsyncResult> BeginReceive(const std::vector<std::span<std::byte>>* buffers,
+                                             SocketFlags socketFlags, AsyncCallback callback,
+                                             std::any state);
+  std::shared_ptr<IAsyncResult> BeginSend(const std::vector<std::span<std::byte>>* buffers,
+                                          SocketFlags socketFlags, AsyncCallback callback,
+                                          std::any state);
+  std::shared_ptr<IAsyncResult> BeginReceive(const std::vector<std::span<std::byte>>& buffers,
+                                             SocketFlags socketFlags, AsyncCallback callback,
+                                             std::any state) {
+    return BeginReceive(&buffers, socketFlags, std::move(callback), std::move(state));
+  }
+  std::shared_ptr<IAsyncResult> BeginSend(const std::vector<std::span<std::byte>>& buffers,
+                                          SocketFlags socketFlags, AsyncCallback callback,
+                                          std::any state) {
+    return BeginSend(&buffers, socketFlags, std::move(callback), std::move(state));
+  }
   // .NET: Socket.BeginSendTo(byte[], int, int, SocketFlags, EndPoint, AsyncCallback, object) /
   // EndSendTo. Throws ArgumentNullException (buffer, then remoteEP), ArgumentOutOfRangeException
   // (offset, size). A family that does not match fails at completion (SocketException), as in
@@ -162,6 +182,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
     if (ok) bound_ = true;  // the kernel bound it implicitly: LocalEndPoint reads it now
   }
   std::shared_ptr<IAsyncResult> start_apm(const std::shared_ptr<AsyncResult>& r, core_start fn);
+  // Completes r synchronously with `error` (its callback runs on a later loop turn).
+  std::shared_ptr<IAsyncResult> complete_apm_now(const std::shared_ptr<AsyncResult>& r, compat::SocketError error,
+                                                 int native);
   AsyncResult& wait_apm(const std::shared_ptr<IAsyncResult>& ar, SocketAsyncOperation op,
                    const char* name);
   void disconnect_now(bool reuse);

@@ -45,7 +45,9 @@ class SocketAsyncEventArgs {
   void SetBuffer(std::span<std::byte> buffer, int offset, int count);
   // .NET: SetBuffer(int, int) — a new window on the current buffer.
   void SetBuffer(int offset, int count);
-  // .NET: SocketAsyncEventArgs.BufferList (nullptr when not set).
+  // .NET: SocketAsyncEventArgs.BufferList (nullptr when not set): ReceiveAsync fills the
+  // segments in order, SendAsync sends them in order (a datagram socket: as one datagram). The
+  // memory is the caller's, as with SetBuffer. An empty list clears it, as null does.
   const std::vector<std::span<std::byte>>* BufferList() const noexcept {
     return buffer_list_.empty() ? nullptr : &buffer_list_;
   }
@@ -87,6 +89,12 @@ class SocketAsyncEventArgs {
   std::span<std::byte> window() const noexcept {
     return buffer_.subspan(static_cast<std::size_t>(offset_), static_cast<std::size_t>(count_));
   }
+  // The bytes BufferList spans.
+  std::size_t list_bytes() const noexcept {
+    std::size_t n = 0;
+    for (const iovec& v : iov_) n += v.iov_len;
+    return n;
+  }
 
  private:
   friend class Socket;
@@ -98,6 +106,7 @@ class SocketAsyncEventArgs {
   int offset_ = 0;
   int count_ = 0;
   std::vector<std::span<std::byte>> buffer_list_;
+  std::vector<iovec> iov_;  // buffer_list_ as the kernel reads it
   std::shared_ptr<Socket> accept_socket_;
   std::shared_ptr<Socket> connect_socket_;
   std::shared_ptr<EndPoint> remote_;

@@ -10,6 +10,7 @@
 
 #include <liburing.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <span>
@@ -50,6 +51,8 @@ struct receive_op {
   static constexpr const char* name = "receive_async";
   static constexpr const char* what = "ringsock: receive";
   std::span<std::byte> buf;
+  std::span<const iovec> segments{};  // scatter (compat's BufferList): used instead of buf
+  int msg_flags = 0;               // MSG_PEEK (copies, takes nothing), MSG_OOB (compat's SocketFlags)
   bool readiness = false;          // an empty buffer waits for data and takes none (compat)
   bool borrow = false;             // takes the next piece whole (receive_borrowed_op)
   socket_core* source = nullptr;   // the socket whose FIFO it waits in, while it waits
@@ -59,21 +62,32 @@ struct receive_op {
 
   receive_op() noexcept = default;
   explicit receive_op(std::span<std::byte> b, bool ready = false) noexcept : buf(b), readiness(ready) {}
+  // Scatter: fills the segments in order (their total must not be 0).
+  explicit receive_op(std::span<const iovec> segs) noexcept : segments(segs) {}
   // A copy takes the operands only: it is never in a FIFO, whatever the original is doing.
-  receive_op(const receive_op& o) noexcept : buf(o.buf), readiness(o.readiness), borrow(o.borrow) {}
+  receive_op(const receive_op& o) noexcept
+      : buf(o.buf), segments(o.segments), msg_flags(o.msg_flags), readiness(o.readiness), borrow(o.borrow) {}
   receive_op& operator=(const receive_op&) = delete;
   // Only when it dies unfinished (its frame is destroyed with the context): leaves the FIFO;
   // a borrowed piece nobody claimed goes back to the ring.
   ~receive_op();
   void check() const {
-    if (buf.empty() && !readiness && !borrow)
+    std::size_t room = buf.size();
+    for (const iovec& v : segments) room += v.iov_len;
+    if (room == 0 && !readiness && !borrow)
       throw std::invalid_argument("ringsock: receive_async: empty buffer (0 bytes means end of stream)");
+    if ((msg_flags & ~(MSG_PEEK | MSG_OOB)) != 0)
+      throw std::invalid_argument("ringsock: receive_async: flags other than MSG_PEEK and MSG_OOB");
+    if (msg_flags != 0 && (buf.empty() || readiness || borrow))
+      throw std::invalid_argument("ringsock: receive_async: MSG_PEEK and MSG_OOB need one buffer");
   }
-  // The single-shot form: into the caller's buffer, or (readiness) a poll for input.
+  // The single-shot form: into the caller's buffer (or segments: readv), or (readiness) a poll
+  // for input.
   void prep(io_uring_sqe* sqe, int fd) noexcept;
   std::size_t value(const io_request& r) const noexcept {
-    return buf.empty() ? (borrow && r.res_ > 0 ? static_cast<std::size_t>(r.res_) : 0)
-                       : static_cast<std::size_t>(r.res_);
+    return buf.empty() && segments.empty()
+               ? (borrow && r.res_ > 0 ? static_cast<std::size_t>(r.res_) : 0)
+               : static_cast<std::size_t>(r.res_);
   }
 };
 
@@ -89,14 +103,21 @@ struct receive_borrowed_op : receive_op {
   received_buffer take(const io_request& r) noexcept;
 };
 
+// The flags a send may carry besides MSG_NOSIGNAL (std::invalid_argument otherwise).
+inline void check_send_flags(int flags) {
+  if ((flags & ~(MSG_OOB | MSG_DONTROUTE)) != 0)
+    throw std::invalid_argument("ringsock: send: flags other than MSG_OOB and MSG_DONTROUTE");
+}
+
 // MSG_NOSIGNAL on every send: a dead peer gives EPIPE, never SIGPIPE.
 struct send_op {
   static constexpr const char* name = "send_async";
   static constexpr const char* what = "ringsock: send";
   std::span<const std::byte> buf;
-  void check() const noexcept {}
+  int msg_flags = 0;  // MSG_OOB, MSG_DONTROUTE (compat's SocketFlags)
+  void check() const { check_send_flags(msg_flags); }
   void prep(io_uring_sqe* sqe, int fd) noexcept {
-    io_uring_prep_send(sqe, fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, fd, buf.data(), buf.size(), MSG_NOSIGNAL | msg_flags);
   }
   std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
 };
@@ -109,7 +130,8 @@ struct send_all_op {
   static constexpr const char* what = "ringsock: send_all";
   std::span<const std::byte> buf;
   std::size_t sent = 0;
-  void check() const noexcept {}
+  int msg_flags = 0;  // as send_op's
+  void check() const { check_send_flags(msg_flags); }
   // An empty buffer completes inline with 0.
   bool done_inline(io_request& r) noexcept {
     sent = 0;
@@ -118,7 +140,75 @@ struct send_all_op {
     return true;
   }
   void prep(io_uring_sqe* sqe, int fd) noexcept {
-    io_uring_prep_send(sqe, fd, buf.data() + sent, buf.size() - sent, MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, fd, buf.data() + sent, buf.size() - sent, MSG_NOSIGNAL | msg_flags);
+  }
+  static bool again(io_request* r) noexcept;
+  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+  std::size_t value_on_error() const noexcept { return sent; }
+};
+
+// Gather (compat's BufferList): one sendmsg of every segment; a datagram socket sends them as
+// one datagram.
+struct send_vec_op {
+  static constexpr const char* name = "send_async";
+  static constexpr const char* what = "ringsock: send";
+  std::span<const iovec> segments;
+  msghdr msg{};
+  void check() const noexcept {}
+  void prep(io_uring_sqe* sqe, int fd) noexcept {
+    msg = {};
+    msg.msg_iov = const_cast<iovec*>(segments.data());  // sendmsg only reads it
+    msg.msg_iovlen = segments.size();
+    io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);
+  }
+  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+};
+
+// send_all over segments: a short send arms the rest from where it stopped (the rest of the
+// segment it stopped in with one send, then the following segments with one sendmsg), without
+// writing to the caller's array.
+struct send_all_vec_op {
+  static constexpr const char* name = "send_all_async";
+  static constexpr const char* what = "ringsock: send_all";
+  std::span<const iovec> segments;
+  std::size_t total = 0, sent = 0;
+  std::size_t next = 0, offset = 0;  // where the next round starts: segment, byte in it
+  msghdr msg{};
+  void check() const noexcept {}
+  // Nothing to send (every segment empty) completes inline with 0.
+  bool done_inline(io_request& r) noexcept {
+    total = sent = next = offset = 0;
+    for (const iovec& v : segments) total += v.iov_len;
+    if (total != 0) return false;
+    r.res_ = 0;
+    return true;
+  }
+  void prep(io_uring_sqe* sqe, int fd) noexcept {
+    while (segments[next].iov_len == 0) ++next;  // total > sent: a non-empty one follows
+    if (offset != 0) {
+      const iovec& v = segments[next];
+      io_uring_prep_send(sqe, fd, static_cast<const char*>(v.iov_base) + offset, v.iov_len - offset,
+                         MSG_NOSIGNAL);
+      return;
+    }
+    msg = {};
+    msg.msg_iov = const_cast<iovec*>(segments.data() + next);
+    msg.msg_iovlen = segments.size() - next;
+    io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);
+  }
+  // Moves the start of the next round past `n` more bytes.
+  void advance(std::size_t n) noexcept {
+    sent += n;
+    while (n > 0) {
+      const std::size_t left = segments[next].iov_len - offset;
+      if (n < left) {
+        offset += n;
+        return;
+      }
+      n -= left;
+      ++next;
+      offset = 0;
+    }
   }
   static bool again(io_request* r) noexcept;
   std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
