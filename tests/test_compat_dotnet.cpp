@@ -527,6 +527,49 @@ TEST_SUITE("compat as .NET's tests expect") {
     ::close(client);
   }
 
+  TEST_CASE("DisconnectAsync and BeginDisconnect (.NET 10 here): connected, they complete "
+            "synchronously and the peer reads the end; unconnected, they throw SocketException "
+            "(NotConnected) and DisconnectAsync has recorded the operation") {
+    ringsock::io_context ctx;
+    for (bool reuse : {false, true}) {
+      CAPTURE(reuse);
+      auto [l, client, server] = accept_pair(ctx);
+      SocketAsyncEventArgs e;
+      e.DisconnectReuseSocket(reuse);
+      bool raised = false;
+      e.Completed += [&](Socket&, SocketAsyncEventArgs&) { raised = true; };
+      CHECK_FALSE(server->DisconnectAsync(e));
+      CHECK(e.SocketError() == SocketError::Success);
+      CHECK(e.LastOperation() == SocketAsyncOperation::Disconnect);
+      CHECK_FALSE(server->Connected());
+      char c = 'x';
+      pollfd pf{client, POLLIN, 0};
+      REQUIRE(::poll(&pf, 1, 2000) == 1);
+      CHECK(::recv(client, &c, 1, 0) == 0);  // the end of stream
+      settle(ctx);
+      CHECK_FALSE(raised);
+      ::close(client);
+    }
+    auto [l, client, server] = accept_pair(ctx);
+    auto ar = server->BeginDisconnect(false, nullptr, {});
+    CHECK(ar->CompletedSynchronously());
+    server->EndDisconnect(ar);
+    ::close(client);
+    auto fresh = tcp(ctx);
+    SocketAsyncEventArgs e;
+    try {
+      fresh->DisconnectAsync(e);
+      FAIL("no exception");
+    } catch (const SocketException& x) {
+      CHECK(x.SocketErrorCode() == SocketError::NotConnected);
+    }
+    CHECK(e.LastOperation() == SocketAsyncOperation::Disconnect);
+    CHECK(e.SocketError() == SocketError::Success);
+    CHECK_THROWS_AS(fresh->BeginDisconnect(false, nullptr, {}), SocketException);
+    CHECK_THROWS_AS(fresh->Disconnect(false), SocketException);
+    CHECK(ctx.pending_operations() == 0);
+  }
+
   TEST_CASE("SendTo_Datagram_UDP_ShouldImplicitlyBindLocalEndpoint (SendTo EAP): LocalEndPoint is "
             "the address the kernel chose") {
     ringsock::io_context ctx;

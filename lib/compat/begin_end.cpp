@@ -292,13 +292,12 @@ int Socket::EndReceiveFrom(const std::shared_ptr<IAsyncResult>& asyncResult,
 std::shared_ptr<IAsyncResult> Socket::BeginDisconnect(bool reuseSocket, AsyncCallback callback,
                                                       std::any state) {
   check_disposed();
+  if (!connected_) throw SocketException(SocketError::NotConnected, ENOTCONN);  // .NET 10 here
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Disconnect,
                                          std::move(callback), std::move(state));
-  // shutdown(2) and close(2) do not wait: it completes synchronously.
-  const bool was_connected = connected_;
-  if (connected_) disconnect_now(reuseSocket);
-  return complete_apm_now(r, was_connected ? SocketError::Success : SocketError::NotConnected,
-                          was_connected ? 0 : ENOTCONN);
+  // shutdown(2) and close(2) do not wait: it completes synchronously (as on .NET 10 here).
+  disconnect_now(reuseSocket);
+  return complete_apm_now(r, SocketError::Success, 0);
 }
 
 void Socket::EndDisconnect(const std::shared_ptr<IAsyncResult>& asyncResult) {

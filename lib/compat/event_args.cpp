@@ -1,5 +1,6 @@
 // The event-args pattern (XAsync(SocketAsyncEventArgs&)): each starts the same core operation as
 // the coroutine args form, and its completion raises Completed (see tests/COMPAT_BEHAVIOURS.md).
+#include <cerrno>
 #include <utility>
 
 #include "message_flags.hpp"
@@ -267,11 +268,13 @@ bool Socket::DisconnectAsync(SocketAsyncEventArgs* e) { return DisconnectAsync(d
 bool Socket::DisconnectAsync(SocketAsyncEventArgs& e) {
   check_disposed();
   check_reusable(e);
-  // shutdown(2) and close(2) do not wait, so this completes synchronously.
+  // shutdown(2) and close(2) do not wait, so this completes synchronously, as on .NET 10 here;
+  // unconnected, .NET 10 here throws (after recording the operation).
   e.last_op_ = SocketAsyncOperation::Disconnect;
+  if (!connected_) throw SocketException(SocketError::NotConnected, ENOTCONN);
   e.bytes_ = 0;
-  e.error_ = connected_ ? SocketError::Success : SocketError::NotConnected;
-  if (connected_) disconnect_now(e.DisconnectReuseSocket());
+  e.error_ = SocketError::Success;
+  disconnect_now(e.DisconnectReuseSocket());
   return false;
 }
 
