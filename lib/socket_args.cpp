@@ -194,6 +194,7 @@ bool start_args_with(socket& s, socket_args& a, Op op, const io_options& o) {
 
 template <class Op>
 bool start_args(socket& s, socket_args& a, const io_options& o) {
+  if (a.in_use_) throw args_in_use_error(Op::name);  // before any other check of the args
   if constexpr (!std::is_same_v<Op, receive_op> && !std::is_same_v<Op, send_op> &&
                 !std::is_same_v<Op, send_all_op>) {
     if (a.msg_flags_ != 0)

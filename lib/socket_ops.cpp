@@ -26,7 +26,7 @@ bool send_all_op::again(io_request* r) noexcept {
   if (r->res_ < 0) return false;  // `sent` keeps what went out before the error
   op.sent += static_cast<std::size_t>(r->res_);
   if (op.sent >= op.buf.size() || r->res_ == 0) {
-    r->res_ = static_cast<int>(op.sent);
+    r->res_ = 0;  // success; the total is op.sent
     return false;
   }
   return send_rest(r, op);
@@ -37,7 +37,7 @@ bool send_all_vec_op::again(io_request* r) noexcept {
   if (r->res_ < 0) return false;  // `sent` keeps what went out before the error
   op.advance(static_cast<std::size_t>(r->res_));
   if (op.sent >= op.total || r->res_ == 0) {
-    r->res_ = static_cast<int>(op.sent);
+    r->res_ = 0;  // success; the total is op.sent
     return false;
   }
   return send_rest(r, op);

@@ -2,6 +2,7 @@
 // and, for every other socket, one SQE into the caller's buffer.
 #include "ringsock/detail/stream_receiver.hpp"
 
+#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -95,6 +96,16 @@ std::size_t peek_out(io_context& ctx, const stream_receiver& rx, std::span<std::
   return done;
 }
 
+// A peek that the queue cannot fill completes on a following turn, not inline: a loop that peeks
+// until enough bytes are there must let the loop reap them.
+bool peek_must_wait(const stream_receiver& rx, const receive_op& op) noexcept {
+  if (!(op.msg_flags & MSG_PEEK) || !rx.has_data() || rx.end != stream_receiver::no_end) return false;
+  std::size_t queued = 0;
+  for (std::uint32_t i = 0; i < rx.count && queued < op.buf.size(); ++i)
+    queued += rx.q[(rx.head + i) & (rx.room - 1)].len;
+  return queued < op.buf.size();
+}
+
 // Copies queued bytes into the segments, in order (as much as is queued).
 std::size_t copy_out(io_context& ctx, stream_receiver& rx, std::span<const iovec> segs) noexcept {
   std::size_t done = 0;
@@ -146,9 +157,9 @@ void drop_queue(io_context& ctx, stream_receiver& rx) noexcept {
 // The end (after the queued bytes): end of stream stays; an error goes to one receive, and the
 // next receive asks the kernel again (as recv(2): after a reset it then reads 0; after ENOTCONN
 // on a socket connected since, data).
-int take_end(stream_receiver& rx, const receive_op& op) noexcept {
+int take_end(stream_receiver& rx, const receive_op&) noexcept {
   const int e = rx.end;
-  if (e < 0 && !(op.msg_flags & MSG_PEEK)) rx.end = stream_receiver::no_end;  // a peek leaves it
+  if (e < 0) rx.end = stream_receiver::no_end;  // a peek too: recv(MSG_PEEK) clears the error
   return e;
 }
 
@@ -198,14 +209,20 @@ void complete(io_request& w, int res) noexcept {
 }
 
 // Hands queued bytes (or the end) to the waiting receives, in their order.
+// Only the receives waiting on entry: one that a completion starts goes through start_op (and
+// is served on a following turn), so that peeks, which leave the bytes, cannot take turns for
+// ever inside one call.
 void deliver_now(socket_core& c) noexcept {
   stream_receiver& rx = c.rx;
+  io_request* const last = rx.waiters_tail;
   while (rx.waiters && (rx.has_data() || rx.end != stream_receiver::no_end) && c.fd >= 0) {
     io_context& ctx = *rx.op.ctx;
     io_request* w = pop_waiter(rx);
     receive_op& op = op_of(*w);
     const int res = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx, op);
-    complete(*w, res);
+    const bool was_last = w == last;
+    complete(*w, res);  // may resume a coroutine that frees w
+    if (was_last) break;
   }
 }
 
@@ -472,7 +489,8 @@ void give_back_piece(io_context& ctx, const buffer_piece& p) noexcept { give_bac
 
 void receive_op::prep(io_uring_sqe* sqe, int fd) noexcept {
   if (!segments.empty())
-    io_uring_prep_readv(sqe, fd, segments.data(), static_cast<unsigned>(segments.size()), 0);
+    io_uring_prep_readv(sqe, fd, segments.data(),
+                        static_cast<unsigned>(std::min<std::size_t>(segments.size(), IOV_MAX)), 0);
   else if (buf.empty())
     io_uring_prep_poll_add(sqe, fd, POLLIN);
   else
@@ -494,7 +512,7 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
   }
   io_context& ctx = *c.ctx;
   stream_receiver& rx = c.rx;
-  if (!rx.waiters) {  // the inline view: nobody waits before this receive and bytes are here
+  if (!rx.waiters && !peek_must_wait(rx, op)) {  // the inline view: nobody waits before it, bytes are here
     if (rx.has_data() || rx.end != stream_receiver::no_end) {
       r.res_ = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx, op);
       access::count_inline(ctx);

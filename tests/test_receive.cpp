@@ -485,7 +485,7 @@ TEST_SUITE("receive path") {
     CHECK(all_back(ctx));
   }
 
-  TEST_CASE_FIXTURE(test::listening, "MSG_PEEK (args form) copies queued bytes and leaves them: inline when queued, in FIFO order when waiting") {
+  TEST_CASE_FIXTURE(test::listening, "MSG_PEEK (args form) copies queued bytes and leaves them: inline when they fill its buffer, in FIFO order when waiting") {
     raw_pair p = make_pair(ctx, l);
     peer_send(p.peer, "peek");
     CHECK(ctx.block_on(receive_string(p.server, 2)) == "pe");  // arms; "ek" stays queued
@@ -493,12 +493,13 @@ TEST_SUITE("receive path") {
     ctx.block_on([](socket& s, std::string& log) -> task<void> {
       std::array<std::byte, 8> buf{};
       socket_args a;
-      a.set_buffer(buf);
+      a.set_buffer(std::span(buf).first(2));  // the queue fills it: inline
       a.set_message_flags(MSG_PEEK);
       if (co_await s.receive_async(a)) co_return;
       log += (a.completed_synchronously() ? "[inline " : "[") + test::str({buf.data(), a.bytes_transferred()}) + "]";
-      if (co_await s.receive_async(a)) co_return;  // again: the same bytes
-      log += "[" + test::str({buf.data(), a.bytes_transferred()}) + "]";
+      a.set_buffer(buf);  // it cannot: on a following turn, with what is there
+      if (co_await s.receive_async(a)) co_return;
+      log += (a.completed_synchronously() ? "[inline " : "[") + test::str({buf.data(), a.bytes_transferred()}) + "]";
     }(p.server, log));
     CHECK(log == "[inline ek][ek]");
     CHECK(p.server.queued_bytes() == 2);
@@ -526,6 +527,36 @@ TEST_SUITE("receive path") {
     ctx.run_until([&] { return log.size() >= 14; }, 2s);
     CHECK(log == "[P:xyz][T:xyz]");
     CHECK(p.server.queued_bytes() == 0);
+    CHECK(all_back(ctx));
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "peeks that loop until enough bytes are there let the loop run: one peeker, then two at once") {
+    for (int peekers : {1, 2}) {
+      CAPTURE(peekers);
+      raw_pair p = make_pair(ctx, l);
+      peer_send(p.peer, "0");
+      CHECK(ctx.block_on(receive_string(p.server, 1)) == "0");  // armed
+      int done = 0;
+      auto peek_until = [](socket& s, int& done) -> task<void> {
+        std::array<std::byte, 8> buf{};
+        socket_args a;
+        a.set_buffer(buf);
+        a.set_message_flags(MSG_PEEK);
+        for (int round = 0; round < 100000; ++round) {
+          if (co_await s.receive_async(a)) co_return;
+          if (a.bytes_transferred() == 8) break;
+        }
+        if (test::str(buf) == "abcdefgh") ++done;
+      };
+      for (int i = 0; i < peekers; ++i) ctx.spawn(peek_until(p.server, done));
+      settle(ctx, 5ms);
+      peer_send(p.peer, "abcd");
+      settle(ctx, 5ms);  // the peekers see 4 bytes and peek again: the loop must go on turning
+      peer_send(p.peer, "efgh");
+      ctx.run_until([&] { return done == peekers; }, 2s);
+      CHECK(done == peekers);
+      CHECK(ctx.block_on(receive_string(p.server, 16)) == "abcdefgh");  // still all queued
+    }
     CHECK(all_back(ctx));
   }
 
@@ -597,6 +628,56 @@ TEST_SUITE("receive path") {
                       (void)co_await s.receive_async(a);
                     }(p.server, empty)),
                     std::invalid_argument);
+    CHECK(all_back(ctx));
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "a buffer list longer than IOV_MAX: send_all sends every segment in order, a receive fills them in order") {
+    raw_pair p = make_pair(ctx, l);
+    constexpr std::size_t n = 1500, each = 100;  // IOV_MAX is 1024
+    std::vector<std::byte> data(n * each);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i % 251);
+    std::vector<iovec> segs;
+    for (std::size_t i = 0; i < n; ++i) segs.push_back({data.data() + i * each, each});
+    std::vector<std::byte> got;
+    const int peer = p.peer;
+    std::thread reader([&got, &data, peer] {
+      std::array<std::byte, 65536> chunk;
+      while (got.size() < data.size()) {
+        pollfd pf{peer, POLLIN, 0};
+        if (::poll(&pf, 1, 5000) != 1) break;
+        const ssize_t k = ::recv(peer, chunk.data(), chunk.size(), 0);
+        if (k <= 0) break;
+        got.insert(got.end(), chunk.begin(), chunk.begin() + k);
+      }
+    });
+    const std::size_t sent = ctx.block_on([](socket& s, std::span<const iovec> segs) -> task<std::size_t> {
+      socket_args a;
+      a.set_buffer_list(segs);
+      if (co_await s.send_all_async(a)) co_return 0;
+      co_return a.bytes_transferred();
+    }(p.server, segs));
+    reader.join();
+    CHECK(sent == data.size());
+    CHECK(got == data);
+
+    // Receive: 3000 bytes into 2000 segments of 1 byte, then the rest.
+    std::string text(3000, 'x');
+    for (std::size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + i % 26);
+    peer_send(p.peer, text);
+    settle(ctx, 5ms);
+    std::vector<std::byte> small(2000);
+    std::vector<iovec> one_byte;
+    for (auto& b : small) one_byte.push_back({&b, 1});
+    const std::size_t first = ctx.block_on([](socket& s, std::span<const iovec> segs) -> task<std::size_t> {
+      socket_args a;
+      a.set_buffer_list(segs);
+      if (co_await s.receive_async(a)) co_return 0;
+      co_return a.bytes_transferred();
+    }(p.server, one_byte));
+    REQUIRE(first > 0);
+    REQUIRE(first <= 2000);
+    CHECK(test::str({small.data(), first}) == text.substr(0, first));
+    CHECK(ctx.block_on(receive_string(p.server, 4096)) == text.substr(first, 4096));
     CHECK(all_back(ctx));
   }
 

@@ -50,8 +50,9 @@ class socket_args {
   // operation is pending.
   void set_buffer_list(std::span<const iovec> segments);
   std::span<const iovec> buffer_list() const noexcept { return segments_; }
-  // recv(2)/send(2) flags of the next receive (MSG_PEEK: copies the bytes and leaves them
-  // queued; MSG_OOB: the out-of-band byte) or send (MSG_OOB, MSG_DONTROUTE), with one buffer.
+  // recv(2)/send(2) flags of the receives (MSG_PEEK: copies the bytes and leaves them queued; it
+  // completes inline only when the queue fills its buffer; MSG_OOB: the out-of-band byte) or
+  // sends (MSG_OOB, MSG_DONTROUTE) started with these args, with one buffer, until set again.
   // Other flags, or flags with a buffer list or another operation, throw std::invalid_argument
   // when the operation starts. Throws args_in_use_error while an operation is pending.
   void set_message_flags(int flags);

@@ -58,7 +58,7 @@ AsyncResult& Socket::wait_apm(const std::shared_ptr<IAsyncResult>& ar, SocketAsy
                          const char* name) {
   if (!ar) throw ArgumentNullException("asyncResult");
   auto* r = dynamic_cast<AsyncResult*>(ar.get());
-  // COMPAT.md behaviour 14, the documented exceptions (.NET 10 itself is laxer here: its EndX
+  // Behaviour 14 of tests/COMPAT_BEHAVIOURS.md, the documented exceptions (.NET 10 itself is laxer here: its EndX
   // takes any result of the same type, again and again; the README lists the difference).
   if (!r || r->owner_ != this || r->op_ != op)
     throw ArgumentException(

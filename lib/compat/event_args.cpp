@@ -32,9 +32,10 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
   const bool receive = op == SocketAsyncOperation::Receive, send = op == SocketAsyncOperation::Send;
   int flags = 0;
   if (e.flags_ != compat::SocketFlags::None) {
-    if (!receive && !send)
-      throw NotSupportedException("SocketFlags other than None serve ReceiveAsync and SendAsync only here.");
-    flags = message_flags(e.flags_, receive);
+    if (op == SocketAsyncOperation::SendTo || op == SocketAsyncOperation::ReceiveFrom)
+      throw NotSupportedException("SendToAsync/ReceiveFromAsync with SocketFlags other than None are not supported here.");
+    // Accept, connect, disconnect: .NET ignores the flags, and so does this.
+    if (receive || send) flags = message_flags(e.flags_, receive);
     if (flags > 0 && e.BufferList())
       throw NotSupportedException("SocketFlags with a BufferList are not supported here.");
     if (flags < 0) {  // .NET 10 here: completes synchronously with OperationNotSupported

@@ -61,7 +61,7 @@ enum class ProtocolType : int { Unspecified = 0, IP = 0, Tcp = 6, Udp = 17, Unkn
 // .NET: System.Net.Sockets.SocketShutdown
 enum class SocketShutdown : int { Receive = 0, Send = 1, Both = 2 };
 // .NET: System.Net.Sockets.SocketFlags. Receives take Peek and OutOfBand, sends OutOfBand and
-// DontRoute (one buffer); the others are refused with NotSupportedException.
+// DontRoute (one buffer); a flag Linux has no mapping for completes with OperationNotSupported.
 enum class SocketFlags : int {
   None = 0,
   OutOfBand = 1,

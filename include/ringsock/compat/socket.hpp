@@ -112,8 +112,8 @@ class Socket : public std::enable_shared_from_this<Socket> {
   int EndSend(const std::shared_ptr<IAsyncResult>& asyncResult);
   // .NET: Socket.BeginReceive(IList<ArraySegment<byte>>, SocketFlags, AsyncCallback, object) and
   // BeginSend(IList<...>, ...): scatter/gather over the segments, in order (EndReceive/EndSend
-  // give the count). Throws ArgumentNullException (buffers) for an empty list (.NET: null),
-  // ArgumentException (buffers) for a list of no elements.
+  // give the count). Throws ArgumentNullException (buffers) for a null pointer (.NET: a null
+  // list), ArgumentException (buffers) for a list of no elements.
   std::shared_ptr<IAsyncResult> BeginReceive(const std::vector<std::span<std::byte>>* buffers,
                                              SocketFlags socketFlags, AsyncCallback callback,
                                              std::any state);

@@ -10,8 +10,10 @@
 
 #include <liburing.h>
 #include <sys/socket.h>
+#include <limits.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <span>
 #include <stdexcept>
@@ -143,7 +145,8 @@ struct send_all_op {
     io_uring_prep_send(sqe, fd, buf.data() + sent, buf.size() - sent, MSG_NOSIGNAL | msg_flags);
   }
   static bool again(io_request* r) noexcept;
-  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+  // The total is `sent` (r.res_ only says success: a total past 2 GiB does not fit an int).
+  std::size_t value(const io_request&) const noexcept { return sent; }
   std::size_t value_on_error() const noexcept { return sent; }
 };
 
@@ -193,7 +196,8 @@ struct send_all_vec_op {
     }
     msg = {};
     msg.msg_iov = const_cast<iovec*>(segments.data() + next);
-    msg.msg_iovlen = segments.size() - next;
+    // At most IOV_MAX per round (the kernel refuses more); the rest goes in the next rounds.
+    msg.msg_iovlen = std::min<std::size_t>(segments.size() - next, IOV_MAX);
     io_uring_prep_sendmsg(sqe, fd, &msg, MSG_NOSIGNAL);
   }
   // Moves the start of the next round past `n` more bytes.
@@ -211,7 +215,7 @@ struct send_all_vec_op {
     }
   }
   static bool again(io_request* r) noexcept;
-  std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
+  std::size_t value(const io_request&) const noexcept { return sent; }  // as send_all_op's
   std::size_t value_on_error() const noexcept { return sent; }
 };
 
