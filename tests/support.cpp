@@ -1,6 +1,7 @@
 #include "support.hpp"
 
 #include <dirent.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,6 +42,19 @@ std::size_t open_fds() {
     if (e->d_name[0] != '.') ++n;
   ::closedir(d);
   return n - 1;  // the directory's own descriptor
+}
+
+std::thread read_on_thread(int fd, std::vector<std::byte>& got, std::size_t want) {
+  return std::thread([fd, &got, want] {
+    std::array<std::byte, 65536> chunk;
+    while (got.size() < want) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 5000) != 1) break;
+      const ssize_t n = ::recv(fd, chunk.data(), chunk.size(), 0);
+      if (n <= 0) break;
+      got.insert(got.end(), chunk.begin(), chunk.begin() + n);
+    }
+  });
 }
 
 int blocking_connect(const ringsock::endpoint& ep) {

@@ -6,6 +6,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "ringsock/ringsock.hpp"
 
@@ -38,6 +40,9 @@ struct listening {
 // A plain blocking connect (no ring): the kernel completes the handshake into the listener's
 // backlog without anyone accepting.
 int blocking_connect(const ringsock::endpoint& ep);
+// Reads fd on a thread of its own into `got` until `want` bytes came, the peer closed, or 5 s
+// passed without a byte; join the thread before looking at `got`.
+std::thread read_on_thread(int fd, std::vector<std::byte>& got, std::size_t want);
 
 // One accepted connection (plain form).
 ringsock::task<ringsock::socket> accept_one(ringsock::socket& listener);

@@ -350,17 +350,7 @@ TEST_SUITE("compat as .NET's tests expect") {
     s.BufferList({std::span(big).subspan(0, cut1), std::span(big).subspan(cut1, cut2 - cut1),
                   std::span(big).subspan(cut2)});
     std::vector<std::byte> got;
-    const int peer = client;
-    std::thread reader([&got, &big, peer] {
-      std::array<std::byte, 65536> chunk;
-      while (got.size() < big.size()) {
-        pollfd p{peer, POLLIN, 0};
-        if (::poll(&p, 1, 5000) != 1) break;
-        const ssize_t n = ::recv(peer, chunk.data(), chunk.size(), 0);
-        if (n <= 0) break;
-        got.insert(got.end(), chunk.begin(), chunk.begin() + n);
-      }
-    });
+    std::thread reader = test::read_on_thread(client, got, big.size());
     bool sent = false;
     s.Completed += [&](Socket&, SocketAsyncEventArgs&) { sent = true; };
     if (server->SendAsync(s)) CHECK(drive(ctx, [&] { return sent; }, std::chrono::seconds(10)));

@@ -639,17 +639,7 @@ TEST_SUITE("receive path") {
     std::vector<iovec> segs;
     for (std::size_t i = 0; i < n; ++i) segs.push_back({data.data() + i * each, each});
     std::vector<std::byte> got;
-    const int peer = p.peer;
-    std::thread reader([&got, &data, peer] {
-      std::array<std::byte, 65536> chunk;
-      while (got.size() < data.size()) {
-        pollfd pf{peer, POLLIN, 0};
-        if (::poll(&pf, 1, 5000) != 1) break;
-        const ssize_t k = ::recv(peer, chunk.data(), chunk.size(), 0);
-        if (k <= 0) break;
-        got.insert(got.end(), chunk.begin(), chunk.begin() + k);
-      }
-    });
+    std::thread reader = test::read_on_thread(p.peer, got, data.size());
     const std::size_t sent = ctx.block_on([](socket& s, std::span<const iovec> segs) -> task<std::size_t> {
       socket_args a;
       a.set_buffer_list(segs);

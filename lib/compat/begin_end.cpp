@@ -2,6 +2,7 @@
 // AsyncResult holding its state; EndX waits for it (driving the loop on the owning thread) and
 // returns the result or throws SocketException.
 #include <cerrno>
+#include <string>
 
 #include "async_result.hpp"
 #include "message_flags.hpp"
@@ -182,12 +183,20 @@ int Socket::EndSend(const std::shared_ptr<IAsyncResult>& asyncResult) {
 // ---- receive / send of a list ----
 
 namespace {
-void take_list(AsyncResult& r, const std::vector<std::span<std::byte>>* buffers) {
+// The result of a BeginReceive/BeginSend of a list: flags None only, the list as iovecs.
+std::shared_ptr<AsyncResult> list_result(Socket& s, SocketAsyncOperation op,
+                                         const std::vector<std::span<std::byte>>* buffers,
+                                         SocketFlags flags, AsyncCallback callback, std::any state,
+                                         const char* what) {
+  if (flags != SocketFlags::None)
+    throw NotSupportedException(std::string(what) + ": SocketFlags with a list of buffers are not supported here.");
   if (!buffers) throw ArgumentNullException("buffers");
   if (buffers->empty()) throw ArgumentException("The parameter buffers must contain one or more elements.", "buffers");
-  r.segments_.reserve(buffers->size());
-  for (const auto& b : *buffers) r.segments_.push_back({b.data(), b.size()});
-  r.args_.set_buffer_list(r.segments_);
+  auto r = std::make_shared<AsyncResult>(s, op, std::move(callback), std::move(state));
+  r->segments_.reserve(buffers->size());
+  for (const auto& b : *buffers) r->segments_.push_back({b.data(), b.size()});
+  r->args_.set_buffer_list(r->segments_);
+  return r;
 }
 }  // namespace
 
@@ -195,11 +204,8 @@ std::shared_ptr<IAsyncResult> Socket::BeginReceive(const std::vector<std::span<s
                                                    SocketFlags socketFlags, AsyncCallback callback,
                                                    std::any state) {
   check_disposed();
-  if (socketFlags != SocketFlags::None)
-    throw NotSupportedException("BeginReceive: SocketFlags with a list of buffers are not supported here.");
-  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
-                                         std::move(state));
-  take_list(*r, buffers);
+  auto r = list_result(*this, SocketAsyncOperation::Receive, buffers, socketFlags, std::move(callback),
+                       std::move(state), "BeginReceive");
   std::size_t total = 0;
   for (const iovec& v : r->segments_) total += v.iov_len;
   if (total == 0) {  // a zero-byte receive, as BeginReceive with size 0
@@ -214,11 +220,8 @@ std::shared_ptr<IAsyncResult> Socket::BeginSend(const std::vector<std::span<std:
                                                 SocketFlags socketFlags, AsyncCallback callback,
                                                 std::any state) {
   check_disposed();
-  if (socketFlags != SocketFlags::None)
-    throw NotSupportedException("BeginSend: SocketFlags with a list of buffers are not supported here.");
-  auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Send, std::move(callback),
-                                         std::move(state));
-  take_list(*r, buffers);
+  auto r = list_result(*this, SocketAsyncOperation::Send, buffers, socketFlags, std::move(callback),
+                       std::move(state), "BeginSend");
   return start_apm(r, type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
                                                        : &detail::start_args<detail::send_op>);
 }
