@@ -3,8 +3,13 @@
 #include "ringsock/detail/socket_ops.hpp"
 
 #include <cerrno>
+#include <stdexcept>
 
 namespace ringsock::detail {
+
+void throw_bad_send_flags() {
+  throw std::invalid_argument("ringsock: send: flags other than MSG_OOB and MSG_DONTROUTE");
+}
 
 namespace {
 // A short send: the rest goes out in another round. Out of line, so that the common case (every

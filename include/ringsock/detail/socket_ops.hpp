@@ -105,10 +105,11 @@ struct receive_borrowed_op : receive_op {
   received_buffer take(const io_request& r) noexcept;
 };
 
-// The flags a send may carry besides MSG_NOSIGNAL (std::invalid_argument otherwise).
+// The flags a send may carry besides MSG_NOSIGNAL (std::invalid_argument otherwise). The throw
+// is out of line, so that the check stays a test on the hot path.
+[[noreturn, gnu::cold]] void throw_bad_send_flags();
 inline void check_send_flags(int flags) {
-  if ((flags & ~(MSG_OOB | MSG_DONTROUTE)) != 0)
-    throw std::invalid_argument("ringsock: send: flags other than MSG_OOB and MSG_DONTROUTE");
+  if ((flags & ~(MSG_OOB | MSG_DONTROUTE)) != 0) throw_bad_send_flags();
 }
 
 // MSG_NOSIGNAL on every send: a dead peer gives EPIPE, never SIGPIPE.
