@@ -288,6 +288,39 @@ TEST_SUITE("receive path") {
     CHECK(::poll(&pf, 1, 1000) == 1);
   }
 
+  TEST_CASE_FIXTURE(test::listening, "a receive handed its piece straight from the CQE that closes or drops its socket: the receives behind it end with operation_canceled, every buffer back") {
+    for (bool drop : {false, true}) {
+      CAPTURE(drop);
+      raw_pair p = make_pair(ctx, l);
+      peer_send(p.peer, "0");
+      CHECK(ctx.block_on(receive_string(p.server, 4)) == "0");  // armed, nothing queued
+      std::string log;
+      // The first waiter takes the next piece whole (the hand-off path), then closes or drops.
+      ctx.spawn([](socket& s, std::string& log, bool drop) -> task<void> {
+        received_buffer b = co_await s.receive_borrowed_async();
+        log += "[1:" + test::str(b.data()) + "]";
+        if (drop) {
+          socket gone = std::move(s);  // the last handle dies with this frame
+        } else {
+          s.close();
+        }
+      }(p.server, log, drop));
+      for (int i = 2; i <= 3; ++i)
+        ctx.spawn([](socket& s, std::string& log, int i) -> task<void> {
+          std::array<std::byte, 8> buf{};
+          auto r = co_await as_result(s.receive_async(buf));
+          log += "[" + std::to_string(i) + (r.ec == std::errc::operation_canceled ? ":canceled]" : ":other]");
+        }(p.server, log, i));
+      settle(ctx, 5ms);
+      peer_send(p.peer, "xy");
+      ctx.run_until([&] { return log.size() >= 6 + 2 * 11; }, 2s);
+      CHECK(log == "[1:xy][2:canceled][3:canceled]");
+      settle(ctx);
+      CHECK(ctx.pending_operations() == 0);
+      CHECK(all_back(ctx));
+    }
+  }
+
   TEST_CASE("the early-data queue stops at its limit and nothing is lost") {
     small_ring ring(64, 1024, 4);
     io_context& ctx = ring.ctx;
