@@ -156,10 +156,7 @@ std::size_t socket::accept_queue_size() const noexcept {
 
 std::size_t socket::queued_bytes() const noexcept {
   if (!is_open()) return 0;
-  const detail::stream_receiver& rx = core_->rx;
-  std::size_t n = 0;
-  for (unsigned i = 0; i < rx.count; ++i) n += rx.q[(rx.head + i) & (rx.room - 1)].len;
-  return n;
+  return core_->rx.queued_bytes();
 }
 
 std::size_t socket::available() const {

@@ -104,13 +104,9 @@ void socket_args::store(const detail::receive_borrowed_op& op) noexcept {
   transferred_ = borrowed_.size();
 }
 
-void socket_args::store(const detail::send_all_op& op) noexcept {
-  transferred_ = op.sent;  // also after an error: what went out before it
-  if (req_.res_ < 0) error_ = make_error_code_from_errno(-req_.res_);
-}
-
-void socket_args::store(const detail::send_all_vec_op& op) noexcept {
-  transferred_ = op.sent;
+// send_all and its gather form: the total sent, also after an error (what went out before it).
+void socket_args::store_sent(std::size_t sent) noexcept {
+  transferred_ = sent;
   if (req_.res_ < 0) error_ = make_error_code_from_errno(-req_.res_);
 }
 

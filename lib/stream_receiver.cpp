@@ -88,7 +88,7 @@ std::size_t peek_out(io_context& ctx, const stream_receiver& rx, std::span<std::
   const buffer_ring& b = buffers_of(ctx);
   std::size_t done = 0;
   for (std::uint32_t i = 0; i < rx.count && done < out.size(); ++i) {
-    const buffer_piece& p = rx.q[(rx.head + i) & (rx.room - 1)];
+    const buffer_piece& p = rx.at(i);
     const std::size_t n = std::min<std::size_t>(p.len, out.size() - done);
     std::memcpy(out.data() + done, b.data(p), n);
     done += n;
@@ -99,11 +99,8 @@ std::size_t peek_out(io_context& ctx, const stream_receiver& rx, std::span<std::
 // A peek that the queue cannot fill completes on a following turn, not inline: a loop that peeks
 // until enough bytes are there must let the loop reap them.
 bool peek_must_wait(const stream_receiver& rx, const receive_op& op) noexcept {
-  if (!(op.msg_flags & MSG_PEEK) || !rx.has_data() || rx.end != stream_receiver::no_end) return false;
-  std::size_t queued = 0;
-  for (std::uint32_t i = 0; i < rx.count && queued < op.buf.size(); ++i)
-    queued += rx.q[(rx.head + i) & (rx.room - 1)].len;
-  return queued < op.buf.size();
+  return (op.msg_flags & MSG_PEEK) && rx.has_data() && rx.end == stream_receiver::no_end &&
+         rx.queued_bytes() < op.buf.size();
 }
 
 // Copies queued bytes into the segments, in order (as much as is queued).
@@ -157,7 +154,7 @@ void drop_queue(io_context& ctx, stream_receiver& rx) noexcept {
 // The end (after the queued bytes): end of stream stays; an error goes to one receive, and the
 // next receive asks the kernel again (as recv(2): after a reset it then reads 0; after ENOTCONN
 // on a socket connected since, data).
-int take_end(stream_receiver& rx, const receive_op&) noexcept {
+int take_end(stream_receiver& rx) noexcept {
   const int e = rx.end;
   if (e < 0) rx.end = stream_receiver::no_end;  // a peek too: recv(MSG_PEEK) clears the error
   return e;
@@ -219,7 +216,7 @@ void deliver_now(socket_core& c) noexcept {
     io_context& ctx = *rx.op.ctx;
     io_request* w = pop_waiter(rx);
     receive_op& op = op_of(*w);
-    const int res = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx, op);
+    const int res = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx);
     const bool was_last = w == last;
     complete(*w, res);  // may resume a coroutine that frees w
     if (was_last) break;
@@ -459,7 +456,7 @@ stream_receiver::~stream_receiver() {
 void stream_receiver::push(const buffer_piece& p) {
   if (count == room) {  // CQEs that raced the backpressure cancel: never drop bytes
     auto* bigger = new buffer_piece[2u * room];
-    for (std::uint32_t i = 0; i < count; ++i) bigger[i] = q[(head + i) & (room - 1)];
+    for (std::uint32_t i = 0; i < count; ++i) bigger[i] = at(i);
     if (q != inline_q) delete[] q;
     q = bigger;
     head = 0;
@@ -514,7 +511,7 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
   stream_receiver& rx = c.rx;
   if (!rx.waiters && !peek_must_wait(rx, op)) {  // the inline view: nobody waits before it, bytes are here
     if (rx.has_data() || rx.end != stream_receiver::no_end) {
-      r.res_ = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx, op);
+      r.res_ = rx.has_data() ? take_for(ctx, rx, op) : take_end(rx);
       access::count_inline(ctx);
       maybe_arm(c);  // the queue may have drained below the backpressure mark
       return true;

@@ -324,8 +324,8 @@ TEST_SUITE("compat as .NET's tests expect") {
   }
 
   TEST_CASE("SendRecv_Stream_TCP with buffer lists (SendReceive EAP, BufferList): a receive fills "
-            "the segments in order, a send gathers them, and a short send goes on from where it "
-            "stopped") {
+            "the segments in order, a 4 MiB send of three segments arrives whole and in order, and "
+            "Dispose ends a pending list receive with OperationAborted") {
     ringsock::io_context ctx;
     auto [l, client, server] = accept_pair(ctx);
     // Receive: 10 bytes from the peer land across segments of 3, 0 and 16 bytes.
@@ -358,6 +358,15 @@ TEST_SUITE("compat as .NET's tests expect") {
     CHECK(s.SocketError() == SocketError::Success);
     CHECK(s.BytesTransferred() == static_cast<int>(big.size()));
     CHECK(got == big);
+    // A list receive pending when its socket is disposed: OperationAborted, the list untouched.
+    done = false;
+    a.fill(std::byte{'-'});
+    REQUIRE(server->ReceiveAsync(e));
+    server->Dispose();
+    REQUIRE(drive(ctx, [&] { return done; }));
+    CHECK(e.SocketError() == SocketError::OperationAborted);
+    CHECK(e.BytesTransferred() == 0);
+    CHECK(a[0] == std::byte{'-'});
     settle(ctx);  // drive()'s own bounding timer ends on a later turn
     CHECK(ctx.pending_operations() == 0);
     ::close(client);

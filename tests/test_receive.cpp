@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "ringsock/detail/socket_ops.hpp"
 #include "support.hpp"
 
 namespace rstest {
@@ -662,6 +663,41 @@ TEST_SUITE("receive path") {
                     }(p.server, empty)),
                     std::invalid_argument);
     CHECK(all_back(ctx));
+  }
+
+  TEST_CASE("send_all over segments resumes where a short send stopped: mid-segment with one send, then sendmsg of the rest, skipping empty segments") {
+    std::array<char, 8> a{}, b{};
+    const std::array<iovec, 4> segs{iovec{nullptr, 0}, iovec{a.data(), 3}, iovec{nullptr, 0}, iovec{b.data(), 5}};
+    detail::send_all_vec_op op{segs};
+    detail::io_request r;
+    REQUIRE_FALSE(op.done_inline(r));
+    CHECK(op.total == 8);
+    io_uring_sqe sqe{};
+    op.prep(&sqe, 7);  // the first round: every segment, from the first non-empty one
+    CHECK(sqe.opcode == IORING_OP_SENDMSG);
+    CHECK(op.msg.msg_iov == segs.data() + 1);
+    CHECK(op.msg.msg_iovlen == 3);
+    op.advance(2);  // short: 2 of the 3 bytes of a
+    op.prep(&sqe, 7);
+    CHECK(sqe.opcode == IORING_OP_SEND);
+    CHECK(sqe.addr == reinterpret_cast<std::uintptr_t>(a.data() + 2));
+    CHECK(sqe.len == 1);
+    op.advance(1);  // a done: the rest is b, past the empty segment
+    op.prep(&sqe, 7);
+    CHECK(sqe.opcode == IORING_OP_SENDMSG);
+    CHECK(op.msg.msg_iov == segs.data() + 3);
+    CHECK(op.msg.msg_iovlen == 1);
+    op.advance(4);
+    op.prep(&sqe, 7);
+    CHECK(sqe.opcode == IORING_OP_SEND);
+    CHECK(sqe.addr == reinterpret_cast<std::uintptr_t>(b.data() + 4));
+    CHECK(sqe.len == 1);
+    op.advance(1);
+    CHECK(op.sent == op.total);
+    const std::array<iovec, 2> empty{iovec{nullptr, 0}, iovec{a.data(), 0}};
+    detail::send_all_vec_op none{empty};
+    CHECK(none.done_inline(r));  // nothing to send: inline, 0
+    CHECK(r.res_ == 0);
   }
 
   TEST_CASE_FIXTURE(test::listening, "a buffer list longer than IOV_MAX: send_all sends every segment in order, a receive fills them in order") {

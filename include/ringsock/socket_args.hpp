@@ -98,8 +98,9 @@ class socket_args {
   void store(const Op& op) noexcept;
   void store(const std::monostate&) noexcept {}
   void store(const detail::connect_op& op) noexcept;
-  void store(const detail::send_all_op& op) noexcept;
-  void store(const detail::send_all_vec_op& op) noexcept;
+  void store(const detail::send_all_op& op) noexcept { store_sent(op.sent); }
+  void store(const detail::send_all_vec_op& op) noexcept { store_sent(op.sent); }
+  void store_sent(std::size_t sent) noexcept;
   void store(const detail::accept_op& op) noexcept;
   void store(const detail::receive_borrowed_op& op) noexcept;
   static void on_complete(detail::io_request* r) noexcept;

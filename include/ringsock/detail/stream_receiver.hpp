@@ -29,6 +29,7 @@
 // only when no receive is waiting before it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "ringsock/detail/buffer_ring.hpp"
@@ -60,6 +61,14 @@ struct stream_receiver {
   // Queues a piece (grows past the inline room only when CQEs raced the backpressure cancel).
   void push(const buffer_piece& p);
   buffer_piece& front() noexcept { return q[head]; }
+  // The i-th queued piece (i < count), front first.
+  const buffer_piece& at(std::uint32_t i) const noexcept { return q[(head + i) & (room - 1)]; }
+  // The bytes of every queued piece.
+  std::size_t queued_bytes() const noexcept {
+    std::size_t n = 0;
+    for (std::uint32_t i = 0; i < count; ++i) n += at(i).len;
+    return n;
+  }
   void pop() noexcept {
     head = (head + 1) & (room - 1);
     --count;
