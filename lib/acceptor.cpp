@@ -257,13 +257,16 @@ void acceptor::watch(io_request& r, const io_options& o) {
 }
 
 bool acceptor::start(io_request& r, const io_options& o) {
-  access::track(ctx_, r);
   accept_op& op = op_of(r);
+  const bool ends_now = fatal_ || stopped_ || o.stop.stop_requested();
+  if (!ends_now && !(count_ > 0 && op.buf.empty()))
+    r.prepare(o);  // it will wait: the only step that may throw, before anything is taken
+  access::track(ctx_, r);
   op.kind = kind_;
   op.fd = -1;
   op.second_round = false;
   op.source = nullptr;
-  if (fatal_ || stopped_ || o.stop.stop_requested()) {
+  if (ends_now) {
     r.res_ = fatal_ ? fatal_ : -ECANCELED;
     access::untrack(ctx_, r);
     access::count_inline(ctx_);
@@ -324,9 +327,9 @@ void acceptor::hand_over(io_request& r, int res) noexcept {
 
 void acceptor::on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
   io_request& r = *static_cast<timer_part*>(op)->owner_;
-  r.timer_armed_ = false;
+  r.extras().timer_armed = false;
   if (res == -ETIME) {
-    r.timer_fired_ = true;
+    r.extras().timer_fired = true;
     accept_op& op = op_of(r);
     if (acceptor* a = op.source) {
       a->forget(op);

@@ -121,20 +121,20 @@ void buffer_ring::put_back(std::uint16_t bid) noexcept {
   io_uring_buf_ring_advance(entries_, 1);
 }
 
+buffer_waiter buffer_ring::list_end_;
+
 void buffer_ring::wait(buffer_waiter& w) noexcept {
-  if (w.waiting) return;
-  w.waiting = true;
+  if (w.next) return;  // already waiting
   w.next = waiters_;
   waiters_ = &w;
 }
 
 void buffer_ring::unwait(buffer_waiter& w) noexcept {
-  if (!w.waiting) return;
+  if (!w.next) return;
   for (buffer_waiter** list : {&waiters_, &waking_}) {
-    for (buffer_waiter** p = list; *p; p = &(*p)->next) {
+    for (buffer_waiter** p = list; *p != &list_end_; p = &(*p)->next) {
       if (*p != &w) continue;
       *p = w.next;
-      w.waiting = false;
       w.next = nullptr;
       return;
     }
@@ -145,12 +145,12 @@ void buffer_ring::wake_waiters() noexcept {
   // The ones waiting now, one at a time from a list unwait() also searches: a wake may
   // dispatch completions that close (and unwait) a receiver further down, or make one wait
   // again (it then joins waiters_, for the next wake).
-  if (waking_) return;  // a nested call: the outer one goes on
-  waking_ = std::exchange(waiters_, nullptr);
-  while (buffer_waiter* w = waking_) {
+  if (waking_ != &list_end_) return;  // a nested call: the outer one goes on
+  waking_ = std::exchange(waiters_, &list_end_);
+  while (waking_ != &list_end_) {
+    buffer_waiter* w = waking_;
     waking_ = w->next;
     w->next = nullptr;
-    w->waiting = false;
     w->wake(w);
   }
 }

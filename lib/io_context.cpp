@@ -15,30 +15,12 @@
 namespace ringsock {
 
 namespace detail {
-// The root frame of a spawned task: starts on a following loop turn, reports an escaping
-// exception, and frees itself at its end (or is destroyed, unfinished, with its context).
-struct spawned_task::promise_type : frame_allocated {
-  io_context* ctx;
-  spawned_link link;
-  promise_type(io_context& c, task<void>&) noexcept : ctx(&c) {
-    link.frame = std::coroutine_handle<promise_type>::from_promise(*this);
-    access::link_task(*ctx, link);
-  }
-  ~promise_type() { access::unlink_task(*ctx, link); }
-  spawned_task get_return_object() noexcept {
-    return {std::coroutine_handle<promise_type>::from_promise(*this)};
-  }
-  std::suspend_always initial_suspend() const noexcept { return {}; }
-  std::suspend_never final_suspend() const noexcept { return {}; }
-  void return_void() const noexcept {}
-  void unhandled_exception() noexcept {
-    access::report_exception(*ctx, std::current_exception());
-  }
-};
+void end_spawned(spawned_link& l, std::exception_ptr& error) noexcept {
+  if (error) access::report_exception(*l.ctx, std::exchange(error, nullptr));
+  l.frame.destroy();  // its promise leaves the context's list
+}
 
-namespace {
-spawned_task run_spawned(io_context&, task<void> t) { co_await std::move(t); }
-}  // namespace
+void unlink_spawned(spawned_link& l) noexcept { access::unlink_task(*l.ctx, l); }
 }  // namespace detail
 
 io_context::io_context() : io_context(params{}) {}
@@ -77,8 +59,20 @@ io_stats io_context::stats() const noexcept {
 void io_context::spawn(task<void> t) {
   check_thread();
   if (!t.valid()) throw std::logic_error("ringsock: spawn of an empty task");
-  detail::spawned_task s = detail::run_spawned(*this, std::move(t));
-  defer(&resume_handle, s.frame.address());
+  // The task's own frame is the root (no wrapper frame): its promise joins the list of tasks,
+  // and its end (detail::end_spawned) reports an exception and frees the frame.
+  auto h = t.release();
+  detail::promise_base& p = h.promise();
+  p.state_ = detail::run_state::running;
+  p.spawned_.frame = h;
+  p.spawned_.ctx = this;
+  link_task(p.spawned_);
+  try {
+    defer(&resume_handle, h.address());
+  } catch (...) {
+    h.destroy();  // never started: it leaves the list
+    throw;
+  }
 }
 
 void io_context::set_exception_handler(std::function<void(std::exception_ptr)> h) {

@@ -1,4 +1,5 @@
 #include <cerrno>
+#include <utility>
 
 #include "ringsock/io_context.hpp"
 
@@ -14,35 +15,56 @@ void io_request::on_timer_cqe(operation* op, int res, std::uint32_t) noexcept {
   io_request* r = static_cast<timer_part*>(op)->owner_;
   // -ETIME: the timeout fired (the linked op then ends with -ECANCELED); -ECANCELED: the op
   // finished first and the kernel removed the timeout.
-  if (res == -ETIME) r->timer_fired_ = true;
-  r->timer_armed_ = false;
+  if (res == -ETIME) r->extras_->timer_fired = true;
+  r->extras_->timer_armed = false;
   r->count_down();
+}
+
+void io_request::make_extras() {
+  if (extras_) {  // left by a start that threw before arming (the args form reuses its request)
+    drop_extras();
+  }
+  extras_ = new request_extras(this);
+}
+
+void io_request::finish_extras() noexcept {
+  request_extras& x = *extras_;
+  if (x.stop) {
+    x.stop.reset();  // waits for a callback running on another thread
+    access::unqueue_cancel(*ctx_, this);
+  }
+  drop_extras();
+}
+
+void io_request::drop_extras() noexcept {
+  delete std::exchange(extras_, nullptr);
 }
 
 void io_request::cancel_sqe(io_request* r) noexcept { access::ring_of(*r->ctx_).prep_cancel(r); }
 
 void arm_wait_timer(io_request& r, std::int64_t ns, operation::cqe_fn on_timer) noexcept {
-  r.timer_.ts_ = to_timespec(ns);
-  r.timer_.on_cqe_ = on_timer;
-  r.timer_.owner_ = &r;
+  timer_part& t = r.extras().timer;
+  t.ts_ = to_timespec(ns);
+  t.on_cqe_ = on_timer;
   ring& rg = access::ring_of(*r.ctx_);
   io_uring_sqe* sqe = rg.reserve_sqes(1);
-  io_uring_prep_timeout(sqe, &r.timer_.ts_, 0, 0);
-  io_uring_sqe_set_data(sqe, &r.timer_);
+  io_uring_prep_timeout(sqe, &t.ts_, 0, 0);
+  io_uring_sqe_set_data(sqe, &t);
   rg.expect_cqes();
-  r.timer_armed_ = true;
+  r.extras().timer_armed = true;
   ++r.cqes_left_;
 }
 
 void remove_wait_timer(io_request& r) noexcept {
-  if (!r.timer_armed_) return;
+  if (!r.timer_armed()) return;
   io_uring_sqe* sqe = access::ring_of(*r.ctx_).reserve_sqes(1);
-  io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.timer_), 0);
+  io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.extras().timer), 0);
   io_uring_sqe_set_data64(sqe, 0);
 }
 
-void io_request::watch(const std::stop_token& tok) {
-  stop_.emplace(tok, stop_request{this});
+void io_request::watch(const std::stop_token& tok) noexcept {
+  // stop_callback's constructor throws nothing (it may run the callback at once).
+  extras_->stop.emplace(tok, stop_request{this});
 }
 
 void stop_request::operator()() const noexcept {

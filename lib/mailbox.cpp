@@ -65,9 +65,10 @@ void mailbox::request_stop(bool wake_loop) noexcept {
 void mailbox::queue_cancel(io_request* r) {
   {
     std::lock_guard lock(mutex_);
-    if (r->cross_queued_) return;
-    r->cross_queued_ = true;
-    r->cross_next_ = cancels_;
+    request_extras& x = r->extras();
+    if (x.cross_queued) return;
+    x.cross_queued = true;
+    x.cross_next = cancels_;
     cancels_ = r;
     has_mail_.store(true, std::memory_order_release);
   }
@@ -76,13 +77,13 @@ void mailbox::queue_cancel(io_request* r) {
 
 void mailbox::unqueue_cancel(io_request* r) noexcept {
   std::lock_guard lock(mutex_);
-  if (!r->cross_queued_) return;
-  for (io_request** p = &cancels_; *p; p = &(*p)->cross_next_)
+  if (!r->extras().cross_queued) return;
+  for (io_request** p = &cancels_; *p; p = &(*p)->extras().cross_next)
     if (*p == r) {
-      *p = r->cross_next_;
+      *p = r->extras().cross_next;
       break;
     }
-  r->cross_queued_ = false;
+  r->extras().cross_queued = false;
 }
 
 void mailbox::retire_core(socket_core* c) noexcept {
@@ -112,8 +113,8 @@ void mailbox::run_mail(void (*on_error)(void*, std::exception_ptr), void* arg) {
         has_mail_.store(retired_ != nullptr, std::memory_order_release);
         break;
       }
-      cancels_ = r->cross_next_;
-      r->cross_queued_ = false;
+      cancels_ = r->extras().cross_next;
+      r->extras().cross_queued = false;
     }
     cancel_now(r);
   }

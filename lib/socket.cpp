@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <stdexcept>
 #include <utility>
 
 #include "acceptor.hpp"
@@ -146,7 +147,9 @@ int socket::send_buffer_size() const { return get_option(SOL_SOCKET, SO_SNDBUF);
 
 void socket::set_accept_queue_capacity(std::size_t n) {
   if (!is_open()) throw socket_closed_error("set_accept_queue_capacity");
-  core_->accept_capacity = n;
+  if (n > max_accept_queue)
+    throw std::invalid_argument("ringsock: set_accept_queue_capacity: more than max_accept_queue");
+  core_->accept_capacity = static_cast<std::uint32_t>(n);
   if (core_->listener) core_->listener->set_capacity(n);
 }
 

@@ -402,9 +402,9 @@ void wake_starved(buffer_waiter* w) noexcept {
 
 void on_wait_timer(operation* op, int res, std::uint32_t) noexcept {
   io_request& r = *static_cast<timer_part*>(op)->owner_;
-  r.timer_armed_ = false;
+  r.extras().timer_armed = false;
   if (res == -ETIME) {
-    r.timer_fired_ = true;
+    r.extras().timer_fired = true;
     receive_op& o = op_of(r);
     if (socket_core* c = o.source; c && c->rx.direct == &r) {
       access::ring_of(*r.ctx_).prep_cancel(&r);  // its own receive: its CQE ends it
@@ -522,6 +522,7 @@ bool start_op(socket_core& c, io_request& r, receive_op& op, const io_options& o
     access::count_inline(ctx);
     return true;
   }
+  r.prepare(o);
   access::track(ctx, r);
   r.core_ = &c;
   ++c.armed;

@@ -114,19 +114,13 @@ task<void> http_copy(socket s) {
 }
 
 // A failed connection ends its own coroutine only (the loops above return on any I/O error).
-task<void> serve(socket s, std::string_view mode) {
-  s.set_no_delay(true);
-  if (mode == "http")
-    co_await http(std::move(s));
-  else if (mode == "http-copy")
-    co_await http_copy(std::move(s));
-  else if (mode == "echo-copy")
-    co_await echo_copy(std::move(s));
-  else
-    co_await echo(std::move(s));
-}
-
+// The handler is spawned directly, as in the README: a connection's only frame is its handler's.
 task<void> accept_loop(io_context& ctx, socket& listener, std::string_view mode) {
+  using handler = task<void> (*)(socket);
+  const handler serve = mode == "http"        ? handler{&http}
+                        : mode == "http-copy" ? handler{&http_copy}
+                        : mode == "echo-copy" ? handler{&echo_copy}
+                                              : handler{&echo};
   accept_args args;
   for (;;) {
     std::error_code ec = co_await listener.accept_async(args);
@@ -134,7 +128,8 @@ task<void> accept_loop(io_context& ctx, socket& listener, std::string_view mode)
       if (is_fatal(ec)) co_return;
       continue;
     }
-    ctx.spawn(serve(std::move(args.accept_socket()), mode));
+    args.accept_socket().set_no_delay(true);
+    ctx.spawn(serve(std::move(args.accept_socket())));
   }
 }
 }  // namespace app

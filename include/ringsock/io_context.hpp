@@ -54,19 +54,6 @@ struct shutdown_report {
 
 class io_context;
 
-namespace detail {
-// The root of a spawned task: owns the frame, unlinks itself from its context when it ends.
-struct spawned_task {
-  struct promise_type;
-  std::coroutine_handle<> frame;
-};
-// A spawned task in its context's list (destroyed unfinished with the context).
-struct spawned_link {
-  spawned_link* prev = nullptr;
-  spawned_link* next = nullptr;
-  std::coroutine_handle<> frame{};
-};
-}  // namespace detail
 
 class io_context {
  public:
@@ -333,8 +320,6 @@ inline void io_context::track(detail::io_request& r) noexcept {
   r.on_cqe_ = &detail::io_request::on_cqe;  // a previous operation may have set its own
   r.res_ = 0;
   r.timed_ = false;
-  r.timer_armed_ = false;
-  r.timer_fired_ = false;
   r.cancelled_ = false;
   ++pending_requests_;
 }
@@ -351,21 +336,20 @@ inline void io_context::untrack(detail::io_request& r) noexcept {
 inline void detail::io_request::count_down() noexcept {
   if (--cqes_left_ != 0) return;
   // A cancellation that raced with a timeout: the op reports -ECANCELED either way.
-  if (res_ == -ECANCELED && timer_fired_) res_ = -ETIMEDOUT;
+  if (extras_ && res_ == -ECANCELED && extras_->timer_fired) res_ = -ETIMEDOUT;
   if (again_ && !access::draining(*ctx_) && again_(this)) return;  // the next round is armed
-  if (stop_) {
-    stop_.reset();  // waits for a callback running on another thread
-    access::unqueue_cancel(*ctx_, this);
-  }
+  if (extras_) finish_extras();
   access::untrack(*ctx_, *this);
   completion_(this);  // while the context is being destroyed, it only releases (see resume_waiter)
 }
 
 template <class Prep>
 void io_context::arm(detail::io_request& r, const io_options& o, Prep&& prep) {
+  r.prepare(o);
   track(r);
   r.timed_ = o.timeout.count() > 0;
-  if (r.timed_) r.timer_.ts_ = detail::to_timespec(o.timeout.count());
+  if (r.timed_) [[unlikely]]
+    r.extras().timer.ts_ = detail::to_timespec(o.timeout.count());
   r.cancel_ = &detail::io_request::cancel_sqe;
   submit_round(r, std::forward<Prep>(prep));
   if (o.stop.stop_possible()) r.watch(o.stop);
@@ -380,11 +364,11 @@ void io_context::submit_round(detail::io_request& r, Prep&& prep) {
   if (r.timed_) {
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe* t = ring_.next_sqe();
-    r.timer_.on_cqe_ = &detail::io_request::on_timer_cqe;
-    r.timer_.owner_ = &r;
-    io_uring_prep_link_timeout(t, &r.timer_.ts_, 0);
-    io_uring_sqe_set_data(t, &r.timer_);
-    r.timer_armed_ = true;
+    detail::request_extras& x = r.extras();
+    x.timer.on_cqe_ = &detail::io_request::on_timer_cqe;
+    io_uring_prep_link_timeout(t, &x.timer.ts_, 0);
+    io_uring_sqe_set_data(t, &x.timer);
+    x.timer_armed = true;
     r.cqes_left_ = 2;
   }
   ring_.expect_cqes(r.cqes_left_);

@@ -63,6 +63,7 @@ struct receive_from_op;
 class socket {
  public:
   static constexpr std::size_t default_accept_queue = 64;
+  static constexpr std::size_t max_accept_queue = std::size_t{1} << 24;
 
   // A closed socket.
   socket() noexcept = default;
@@ -107,7 +108,8 @@ class socket {
   int send_buffer_size() const;
   void set_option(int level, int name, int value);
   int get_option(int level, int name) const;
-  // How many accepted connections may wait for accept_async (default 64). Listeners only.
+  // How many accepted connections may wait for accept_async (default 64, at most
+  // max_accept_queue: more throws std::invalid_argument). Listeners only.
   void set_accept_queue_capacity(std::size_t n);
   // Connections accepted and waiting for an accept_async.
   std::size_t accept_queue_size() const noexcept;

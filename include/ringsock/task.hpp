@@ -14,8 +14,23 @@ namespace ringsock {
 
 template <class T = void>
 class task;
+class io_context;
 
 namespace detail {
+
+// A spawned task in its context's list (destroyed unfinished with the context). It lives in the
+// task's own promise: spawning makes no frame of its own.
+struct spawned_link {
+  spawned_link* prev = nullptr;
+  spawned_link* next = nullptr;
+  std::coroutine_handle<> frame{};
+  io_context* ctx = nullptr;  // null: not spawned (an awaited task, or a block_on root)
+};
+// A spawned task reached its end (io_context.cpp): reports an escaping exception to its context
+// and destroys the frame (whose promise then leaves the context's list).
+void end_spawned(spawned_link& l, std::exception_ptr& error) noexcept;
+// The frame of a spawned task goes (at its end, or unfinished with its context).
+void unlink_spawned(spawned_link& l) noexcept;
 
 // How the child of a co_await got to its end. GCC 12 makes symmetric transfer a real tail call
 // only when optimising without ASan, so a loop of awaits that finish synchronously would grow
@@ -27,7 +42,15 @@ enum class run_state : unsigned char { lazy, starting, finished_inline, running 
 struct promise_base : frame_allocated {
   std::coroutine_handle<> continuation_{};
   std::exception_ptr error_{};
+  spawned_link spawned_{};
   run_state state_ = run_state::lazy;
+
+  promise_base() noexcept = default;
+  promise_base(const promise_base&) = delete;
+  promise_base& operator=(const promise_base&) = delete;
+  ~promise_base() {
+    if (spawned_.ctx) unlink_spawned(spawned_);
+  }
 
   std::suspend_always initial_suspend() const noexcept { return {}; }
 
@@ -36,6 +59,10 @@ struct promise_base : frame_allocated {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
       promise_base& p = h.promise();
+      if (p.spawned_.ctx) {  // nobody awaits it: it ends here
+        end_spawned(p.spawned_, p.error_);
+        return std::noop_coroutine();
+      }
       if (p.state_ == run_state::starting) {
         p.state_ = run_state::finished_inline;
         return std::noop_coroutine();
@@ -118,8 +145,9 @@ class [[nodiscard]] task {
   awaiter operator co_await() & noexcept { return awaiter{h_}; }
 
  private:
-  friend class io_context;  // block_on drives the frame
+  friend class io_context;  // block_on drives the frame; spawn takes it over
   handle_type handle() const noexcept { return h_; }
+  handle_type release() noexcept { return std::exchange(h_, {}); }
   void reset() noexcept {
     if (h_) std::exchange(h_, {}).destroy();
   }

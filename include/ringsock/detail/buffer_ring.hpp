@@ -31,12 +31,13 @@ struct buffer_piece {
   std::uint32_t len;
 };
 
-// A receiver waiting for buffers (intrusive: no allocation).
+// A receiver waiting for buffers (intrusive: no allocation). It is in a list of the ring's
+// exactly when `next` is set: the lists end at buffer_ring's sentinel, not at null (so no flag of
+// its own: a socket carries one of these).
 struct buffer_waiter {
   void (*wake)(buffer_waiter*) noexcept = nullptr;
   void* owner = nullptr;
   buffer_waiter* next = nullptr;
-  bool waiting = false;
 };
 
 class buffer_ring {
@@ -74,7 +75,7 @@ class buffer_ring {
 
   void wait(buffer_waiter& w) noexcept;
   void unwait(buffer_waiter& w) noexcept;
-  bool has_waiters() const noexcept { return waiters_ != nullptr; }
+  bool has_waiters() const noexcept { return waiters_ != &list_end_; }
   // Wakes every waiter (each re-arms its receive).
   void wake_waiters() noexcept;
 
@@ -91,8 +92,9 @@ class buffer_ring {
   std::vector<std::uint32_t> next_offset_;
   std::vector<std::uint16_t> pieces_;
   std::vector<unsigned char> out_;
-  buffer_waiter* waiters_ = nullptr;
-  buffer_waiter* waking_ = nullptr;  // taken by wake_waiters(), not woken yet
+  static buffer_waiter list_end_;  // where every list of waiters ends
+  buffer_waiter* waiters_ = &list_end_;
+  buffer_waiter* waking_ = &list_end_;  // taken by wake_waiters(), not woken yet
 };
 
 }  // namespace ringsock::detail

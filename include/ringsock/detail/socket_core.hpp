@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "ringsock/detail/frame_allocator.hpp"
 #include "ringsock/detail/stream_receiver.hpp"
@@ -32,16 +33,19 @@ struct socket_core : frame_allocated {
   // (the stream receiver), or anything else (one SQE per receive).
   static constexpr signed char kind_unknown = 0, kind_stream = 1, kind_other = -1;
 
+  // The members are ordered, and the counters sized, so that a core fits 256 bytes: each idle
+  // connection holds one.
   io_context* ctx = nullptr;      // null once the context is gone
   int fd = -1;                    // -1 once closed
   unsigned armed = 0;             // requests and own multishots armed on fd, not finished
-  unsigned held = 0;              // holds of the library's own code (a completion handler that
+  std::uint32_t accept_capacity = 64;  // for listen() (set_accept_capacity)
+  std::uint16_t held = 0;         // holds of the library's own code (a completion handler that
                                   // may resume a coroutine that drops the socket): keep the core,
-                                  // but nothing in the kernel refers to the fd for them
+                                  // but nothing in the kernel refers to the fd for them (they
+                                  // nest a few deep at most)
   signed char kind = kind_unknown;
   bool owned = true;              // a socket object holds it
   acceptor* listener = nullptr;   // the accept side, from listen() on
-  std::size_t accept_capacity = 64;
   socket_core* prev = nullptr;    // the context's list of live cores
   socket_core* next = nullptr;
   socket_core* retired_next = nullptr;  // the mailbox's list of cores to free

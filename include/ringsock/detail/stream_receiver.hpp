@@ -80,10 +80,10 @@ struct stream_receiver {
   buffer_piece inline_q[inline_room];
   buffer_piece* q = inline_q;    // ring of pieces, `room` (a power of two) entries
   std::uint32_t room = inline_room, head = 0, count = 0;
+  int end = no_end;              // no_end, 0 (end of stream) or -errno, after the queued bytes
   io_request* waiters = nullptr;
   io_request* waiters_tail = nullptr;
   io_request* direct = nullptr;  // starved: the first waiter's own receive into its buffer
-  int end = no_end;              // no_end, 0 (end of stream) or -errno, after the queued bytes
   bool in_kernel = false;        // the multishot is armed
   bool cancel_sent = false;      // ... and asked to stop (queue full)
   bool persistent = false;       // re-armed after backpressure even when nobody waits
