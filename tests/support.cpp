@@ -12,6 +12,7 @@
 namespace {
 std::atomic<std::size_t> g_new_calls{0};
 std::atomic<std::size_t> g_delete_calls{0};
+std::atomic<std::size_t> g_new_bytes{0};
 void counted_free(void* p) noexcept {
   if (p) g_delete_calls.fetch_add(1, std::memory_order_relaxed);
   std::free(p);
@@ -21,6 +22,7 @@ void counted_free(void* p) noexcept {
 // Counting replacements of the global allocation functions.
 void* operator new(std::size_t n) {
   g_new_calls.fetch_add(1, std::memory_order_relaxed);
+  g_new_bytes.fetch_add(n, std::memory_order_relaxed);
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
@@ -33,6 +35,7 @@ void operator delete[](void* p, std::size_t) noexcept { counted_free(p); }
 namespace test {
 
 std::size_t new_calls() { return g_new_calls.load(std::memory_order_relaxed); }
+std::size_t new_bytes() { return g_new_bytes.load(std::memory_order_relaxed); }
 std::size_t delete_calls() { return g_delete_calls.load(std::memory_order_relaxed); }
 
 std::size_t open_fds() {

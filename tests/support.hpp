@@ -18,6 +18,8 @@ std::size_t open_fds();
 
 // Calls of the global operator new since the program started (the test binaries replace it).
 std::size_t new_calls();
+// Bytes asked of the global operator new since the program started.
+std::size_t new_bytes();
 // Calls of the global operator delete with a non-null pointer (same replacements).
 std::size_t delete_calls();
 

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <optional>
 #include <thread>
+#include <unistd.h>
+#include <vector>
 
 #include "support.hpp"
 
@@ -69,6 +71,39 @@ task<void> borrowed_echo_loop(socket& c, int warmup, int count, std::size_t& new
   news = test::new_calls() - start;
 }
 
+// The borrowed echo loop with a timeout on every receive: each arms a timer (and needs the
+// request's extras), which must come from the recycler too.
+task<void> timed_echo_loop(socket& c, int warmup, int count, std::size_t& news) {
+  std::array<std::byte, 64> out{};
+  std::size_t start = 0;
+  std::stop_source stop;
+  for (int i = 0; i < warmup + count; ++i) {
+    if (i == warmup) start = test::new_calls();
+    out[0] = static_cast<std::byte>(i);
+    co_await c.send_all_async(out, {std::chrono::seconds(5), stop.get_token()});
+    std::size_t got = 0;
+    while (got < out.size()) {
+      received_buffer b = co_await c.receive_borrowed_async({std::chrono::seconds(5), stop.get_token()});
+      if (b.empty()) throw std::runtime_error("end of stream");
+      if (got == 0 && b.data()[0] != out[0]) throw std::runtime_error("echo mismatch");
+      got += b.size();
+    }
+  }
+  news = test::new_calls() - start;
+}
+
+constexpr int idle_conns = 200;
+
+// The README's connection handler.
+task<void> readme_serve(socket s) {
+  for (;;) {
+    auto [ec, bytes] = co_await as_result(s.receive_borrowed_async());
+    if (ec || bytes.empty()) co_return;
+    auto sent = co_await as_result(s.send_all_async(bytes.data()));
+    if (sent.ec) co_return;
+  }
+}
+
 // operator new calls of `loop` over 10,000 round trips after 100 of warm-up, against an echo peer.
 using echo_loop = task<void> (*)(socket&, int, int, std::size_t&);
 std::size_t echo_news(io_context& ctx, socket& l, echo_loop loop) {
@@ -122,6 +157,41 @@ TEST_SUITE("allocation") {
   TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop performs no operator new after warm-up (args form)") {
     const std::size_t news = echo_news(ctx, l, &args_echo_loop);
     CHECK(news == 0);
+  }
+
+  TEST_CASE_FIXTURE(test::listening, "a 10,000-message echo loop with a timeout and a stop token on every operation performs no operator new after warm-up") {
+    const std::size_t news = echo_news(ctx, l, &timed_echo_loop);
+    CHECK(news == 0);
+  }
+
+  TEST_CASE("an idle connection of the README's server holds at most 1 KiB of the heap") {
+    // On a thread of its own, so that no frame comes from a recycler list other tests filled:
+    // every byte an idle connection holds is asked of operator new here.
+    std::size_t per_conn = 0, served = 0;
+    std::thread([&] {
+      io_context ctx;
+      socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+      std::vector<int> fds;
+      fds.reserve(idle_conns + 1);  // not counted as the connections' memory
+      ctx.block_on([](io_context& ctx, socket& l, std::vector<int>& fds, std::size_t& per_conn,
+                      std::size_t& served) -> task<void> {
+        // Warm-up: one connection's worth of each size, served and ended, then cached.
+        fds.push_back(test::blocking_connect(l.local_endpoint()));
+        ctx.spawn(readme_serve(co_await l.accept_async()));
+        co_await sleep_for(ctx, std::chrono::milliseconds(20));
+        const std::size_t before = test::new_bytes();
+        for (int i = 0; i < idle_conns; ++i) fds.push_back(test::blocking_connect(l.local_endpoint()));
+        for (int i = 0; i < idle_conns; ++i) ctx.spawn(readme_serve(co_await l.accept_async()));
+        co_await sleep_for(ctx, std::chrono::milliseconds(50));  // every handler reaches its first receive and waits there
+        per_conn = (test::new_bytes() - before) / idle_conns;
+        served = ctx.pending_operations();
+      }(ctx, l, fds, per_conn, served));
+      for (int fd : fds) ::close(fd);
+    }).join();
+    MESSAGE("heap bytes per idle connection: " << per_conn);
+    CHECK(served >= idle_conns);  // each handler is suspended in its receive
+    CHECK(per_conn > 0);
+    CHECK(per_conn <= 1024);
   }
 
   TEST_CASE("task frames are recycled: creating and finishing tasks allocates nothing") {
