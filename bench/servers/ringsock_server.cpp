@@ -4,7 +4,8 @@
 // Mode "-copy" (the "ringsock-copy" peer) receives with receive_async into a 4 KiB buffer of
 // each connection's coroutine frame instead, so the table shows both.
 // Modes: echo and http (http_min.h). Prints "PORT <n>" once listening on 127.0.0.1.
-//   ringsock_server echo|http|echo-copy|http-copy [port]
+//   ringsock_server echo|http|echo-copy|http-copy [port] [--threads N [--pin]]
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -134,11 +135,41 @@ task<void> accept_loop(io_context& ctx, socket& listener, std::string_view mode)
 }
 }  // namespace app
 
+// With --threads N (bench/scaling.py): a runtime of N threads, each with its own SO_REUSEPORT
+// listener on the port and its own accept loop; PORT is printed once every listener is up.
+int serve_threads(std::string_view mode, const std::string& where, unsigned threads, bool pin) {
+  using namespace app;
+  runtime rt({.threads = threads, .pin = pin});
+  std::atomic<unsigned> up{0};
+  rt.run([&](io_context& ctx, unsigned) -> task<void> {
+    ringsock::socket l = rt.listen(ctx, endpoint::parse(where), 4096);
+    if (up.fetch_add(1) + 1 == rt.size()) {
+      std::printf("PORT %u\n", l.local_endpoint().port());
+      std::fflush(stdout);
+    }
+    co_await accept_loop(ctx, l, mode);
+  });
+  return 0;
+}
+
 int main(int argc, char** argv) {
   using namespace app;
   const std::string_view mode = argc > 1 ? argv[1] : "echo";
+  int port = 0;
+  unsigned threads = 0;
+  bool pin = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--threads" && i + 1 < argc)
+      threads = static_cast<unsigned>(std::atoi(argv[++i]));
+    else if (a == "--pin")
+      pin = true;
+    else
+      port = std::atoi(argv[i]);
+  }
+  std::string where = "127.0.0.1:" + std::to_string(port);
+  if (threads > 0) return serve_threads(mode, where, threads, pin);
   io_context ctx;
-  std::string where = "127.0.0.1:" + std::to_string(argc > 2 ? std::atoi(argv[2]) : 0);
   ringsock::socket listener = ringsock::socket::listen(ctx, endpoint::parse(where), 4096);
   std::printf("PORT %u\n", listener.local_endpoint().port());
   std::fflush(stdout);

@@ -281,6 +281,7 @@ void detail::access::submit_round(io_context& c, io_request& r, Prep&& prep) {
 inline void detail::access::track(io_context& c, io_request& r) noexcept { c.track(r); }
 inline void detail::access::untrack(io_context& c, io_request& r) noexcept { c.untrack(r); }
 inline void detail::access::count_inline(io_context& c) noexcept { ++c.inline_completions_; }
+inline void detail::access::count_io_error(io_context& c) noexcept { ++c.tasks_ended_by_io_error_; }
 inline void detail::access::count_buffer_shortage(io_context& c) noexcept { ++c.buffer_shortages_; }
 inline unsigned detail::access::receive_queue_limit(const io_context& c) noexcept {
   return c.receive_queue_limit_;

@@ -7,6 +7,7 @@
 #include "ringsock/io_options.hpp"
 #include "ringsock/received_buffer.hpp"
 #include "ringsock/result.hpp"
+#include "ringsock/runtime.hpp"
 #include "ringsock/socket.hpp"
 #include "ringsock/socket_args.hpp"
 #include "ringsock/task.hpp"

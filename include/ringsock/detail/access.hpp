@@ -40,6 +40,9 @@ struct access {
   static void track(io_context& c, io_request& r) noexcept;
   static void untrack(io_context& c, io_request& r) noexcept;
   static void count_inline(io_context& c) noexcept;
+  // A socket_error ended a spawned task (stats().tasks_ended_by_io_error), for an exception
+  // handler that keeps the default policy for those (runtime).
+  static void count_io_error(io_context& c) noexcept;
   static void count_buffer_shortage(io_context& c) noexcept;
   static unsigned receive_queue_limit(const io_context& c) noexcept;
   // Runs fn(arg) on a following loop turn (never on the caller's stack).

@@ -1,0 +1,134 @@
+// runtime: one io_context per thread, started, listened on and shut down as one (thread-per-core).
+//
+//   ringsock::runtime rt({.threads = 4});
+//   runtime_report r = rt.run([&](io_context& ctx, unsigned index) -> task<void> {
+//     socket l = rt.listen(ctx, endpoint::parse("0.0.0.0:8080"));  // SO_REUSEPORT, every thread
+//     co_await accept_loop(ctx, l);                               // the kernel spreads connections
+//   });
+//
+// Each thread makes its own context (a ring is bound to the thread that submits to it), runs
+// the factory's task on it, and runs its loop until stop(). Nothing is shared between the threads
+// on the data path: a connection is accepted, served and closed on the thread whose listener the
+// kernel gave it to, with that thread's ring, buffers and frame recycler, and no lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ringsock/endpoint.hpp"
+#include "ringsock/io_context.hpp"
+#include "ringsock/socket.hpp"
+#include "ringsock/task.hpp"
+
+namespace ringsock {
+
+// What one thread of a runtime did, at its end.
+struct thread_report {
+  unsigned index = 0;
+  int cpu = -1;                 // the CPU it was pinned to (-1: not pinned)
+  shutdown_report shutdown{};   // its context's graceful shutdown
+  io_stats stats{};             // its context's counters, taken after the shutdown
+};
+
+// What run() returns: one report per thread, and their sums.
+struct runtime_report {
+  std::vector<thread_report> threads;
+  bool finished_in_time = true;  // every thread's tasks and operations ended within the grace
+  std::size_t tasks_at_deadline = 0, ops_at_deadline = 0, tasks_left = 0;  // summed
+  io_stats stats{};              // summed counters
+};
+
+class runtime {
+ public:
+  struct params {
+    unsigned threads = 0;  // 0: one per CPU this process may run on (sched_getaffinity)
+    bool pin = false;      // pin thread i to the i-th of those CPUs
+    io_context::params context{};                  // for every thread's context
+    std::chrono::milliseconds grace{5000};         // each context's shutdown_gracefully
+  };
+
+  // Makes no thread yet: run() does. Throws std::invalid_argument for more threads than CPUs
+  // when pinning.
+  runtime() : runtime(params{}) {}
+  explicit runtime(params p);
+  // Stops a run() still going on another thread and waits for it (a runtime must not be
+  // destroyed from one of its own threads).
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  unsigned size() const noexcept { return threads_; }
+
+  // Starts the threads; on each, makes its context and spawns factory(ctx, index) (a callable
+  // returning task<void>, kept alive until run() returns, so a coroutine lambda may use its
+  // captures), then runs the loop until stop() (or until no work is left on every thread); then
+  // shuts each context down gracefully (params::grace), joins, and returns the report.
+  // An exception escaping the factory, a spawned task (other than a socket_error, which ends only
+  // its task, as in io_context::spawn) or a context's construction stops every thread; run() then
+  // rethrows the first one, after every thread has shut down and joined. Not reentrant: throws
+  // std::logic_error when a run() is already going on.
+  template <class Factory>
+  runtime_report run(Factory&& factory) {
+    std::function<task<void>(io_context&, unsigned)> f = std::forward<Factory>(factory);
+    return run_threads(f);
+  }
+
+  // Stops every thread: each loop returns at the end of its turn, and the graceful shutdown
+  // runs. Thread-safe, from any thread (it takes a mutex: not from a signal handler; a task
+  // reading a signalfd may call it). Called before run() starts, that run() ends as soon as
+  // its threads are up.
+  void stop() noexcept;
+
+  // A listening socket on ctx (one of this runtime's contexts) bound to `ep` with SO_REUSEPORT,
+  // so every thread may have one on the same port and the kernel spreads connections over them.
+  // Port 0: the first listener picks a free port and the others of the same address take it.
+  // Thread-safe (the threads' factories call it at once).
+  socket listen(io_context& ctx, const endpoint& ep, int backlog = SOMAXCONN);
+  // The port listeners of `ep` have: ep's own, or for port 0 the one the first listen() picked
+  // (0 while none did yet).
+  std::uint16_t bound_port(const endpoint& ep) const;
+
+  // Runs `t` on thread `index` (a following loop turn of its context). Any thread; the task is
+  // handed over through that context's mailbox (post). Throws std::out_of_range for an index
+  // past size(), std::logic_error when that thread is not running.
+  void spawn_on(unsigned index, task<void> t);
+
+  // The context of the calling thread when it is one of a runtime's threads (null otherwise),
+  // and its index.
+  static io_context* this_context() noexcept;
+  static unsigned this_index() noexcept;
+
+ private:
+  struct slot;
+  runtime_report run_threads(std::function<task<void>(io_context&, unsigned)>& f);
+  void thread_main(unsigned index, std::function<task<void>(io_context&, unsigned)>& f) noexcept;
+  void fail(std::exception_ptr e) noexcept;
+
+  unsigned threads_;
+  bool pin_;
+  io_context::params ctx_params_;
+  std::chrono::milliseconds grace_;
+  std::vector<int> cpus_;  // the CPUs this process may run on
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> running_{false};
+  std::unique_ptr<slot[]> slots_;  // one per thread while run() goes on
+  mutable std::mutex mutex_;        // guards the fields below (off the data path)
+  std::condition_variable ended_;   // running_ went false
+  std::exception_ptr first_error_;
+  struct bound {
+    endpoint requested;
+    std::uint16_t port;
+  };
+  std::vector<bound> bound_;
+};
+
+}  // namespace ringsock

@@ -1,0 +1,234 @@
+// runtime: the threads, their contexts, the shared listeners and the one shutdown (runtime.hpp).
+#include "ringsock/runtime.hpp"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "ringsock/error.hpp"
+
+namespace ringsock {
+
+namespace {
+thread_local io_context* t_context = nullptr;
+thread_local unsigned t_index = 0;
+
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  if (cpus.empty()) cpus.push_back(0);
+  return cpus;
+}
+
+endpoint with_port(const endpoint& ep, std::uint16_t port) {
+  endpoint e = ep;
+  if (e.family() == address_family::ipv4)
+    reinterpret_cast<sockaddr_in*>(e.data())->sin_port = htons(port);
+  else if (e.family() == address_family::ipv6)
+    reinterpret_cast<sockaddr_in6*>(e.data())->sin6_port = htons(port);
+  return e;
+}
+}  // namespace
+
+// One thread's place: its context while it runs (published under the runtime's mutex, so that
+// stop() and spawn_on() never reach a context that is being destroyed), and its report.
+struct runtime::slot {
+  io_context* ctx = nullptr;
+  thread_report report{};
+};
+
+runtime::runtime(params p)
+    : threads_(p.threads), pin_(p.pin), ctx_params_(p.context), grace_(p.grace),
+      cpus_(allowed_cpus()) {
+  if (threads_ == 0) threads_ = static_cast<unsigned>(cpus_.size());
+  if (pin_ && threads_ > cpus_.size())
+    throw std::invalid_argument("ringsock: runtime: " + std::to_string(threads_) +
+                                " pinned threads but only " + std::to_string(cpus_.size()) +
+                                " CPUs to pin them to");
+}
+
+runtime::~runtime() {
+  stop();
+  std::unique_lock lock(mutex_);  // a run() on another thread: until it has joined its threads
+  ended_.wait(lock, [this] { return !running_.load(); });
+}
+
+io_context* runtime::this_context() noexcept { return t_context; }
+unsigned runtime::this_index() noexcept { return t_index; }
+
+void runtime::stop() noexcept {
+  std::lock_guard lock(mutex_);
+  stop_.store(true);
+  if (!slots_) return;
+  for (unsigned i = 0; i < threads_; ++i)
+    if (io_context* c = slots_[i].ctx) c->stop();
+}
+
+void runtime::fail(std::exception_ptr e) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (!first_error_) first_error_ = std::move(e);
+  }
+  stop();
+}
+
+runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsigned)>& f) {
+  bool idle = false;
+  if (!running_.compare_exchange_strong(idle, true))
+    throw std::logic_error("ringsock: runtime::run called while a run is going on");
+  {
+    std::lock_guard lock(mutex_);
+    slots_ = std::make_unique<slot[]>(threads_);
+    first_error_ = nullptr;
+    bound_.clear();
+  }
+  std::vector<std::thread> threads;
+  threads.reserve(threads_);
+  try {
+    for (unsigned i = 0; i < threads_; ++i)
+      threads.emplace_back([this, i, &f] { thread_main(i, f); });
+  } catch (...) {
+    fail(std::current_exception());  // the threads already started stop at once
+  }
+  for (std::thread& t : threads) t.join();
+
+  runtime_report rep;
+  std::exception_ptr error;
+  {
+    std::lock_guard lock(mutex_);
+    for (unsigned i = 0; i < threads_; ++i) {
+      const thread_report& t = slots_[i].report;
+      rep.threads.push_back(t);
+      rep.finished_in_time = rep.finished_in_time && t.shutdown.finished_in_time;
+      rep.tasks_at_deadline += t.shutdown.tasks_at_deadline;
+      rep.ops_at_deadline += t.shutdown.ops_at_deadline;
+      rep.tasks_left += t.shutdown.tasks_left;
+      rep.stats.sqes_submitted += t.stats.sqes_submitted;
+      rep.stats.enter_calls += t.stats.enter_calls;
+      rep.stats.cqes += t.stats.cqes;
+      rep.stats.inline_completions += t.stats.inline_completions;
+      rep.stats.tasks_ended_by_io_error += t.stats.tasks_ended_by_io_error;
+      rep.stats.buffers_total += t.stats.buffers_total;
+      rep.stats.buffers_lent += t.stats.buffers_lent;
+      rep.stats.buffer_pieces_held += t.stats.buffer_pieces_held;
+      rep.stats.buffer_shortages += t.stats.buffer_shortages;
+    }
+    slots_.reset();
+    error = std::exchange(first_error_, nullptr);
+    stop_.store(false);  // the next run() starts afresh
+    running_.store(false);
+    ended_.notify_all();  // under the lock: a destructor waiting for it finds us gone after it
+  }
+  if (error) std::rethrow_exception(error);
+  return rep;
+}
+
+void runtime::thread_main(unsigned index,
+                          std::function<task<void>(io_context&, unsigned)>& f) noexcept {
+  slot& s = slots_[index];
+  s.report.index = index;
+  if (pin_) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpus_[index], &set);
+    if (::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0) s.report.cpu = cpus_[index];
+  }
+  try {
+    io_context ctx(ctx_params_);
+    // A socket_error ends only its task (io_context's default); anything else is a bug of that
+    // task, which stops the whole runtime and reaches run()'s caller.
+    ctx.set_exception_handler([this, &ctx](std::exception_ptr e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const socket_error&) {
+        detail::access::count_io_error(ctx);
+      } catch (...) {
+        fail(std::current_exception());
+      }
+    });
+    t_context = &ctx;
+    t_index = index;
+    {
+      std::lock_guard lock(mutex_);
+      s.ctx = &ctx;
+      if (stop_.load()) ctx.stop();
+    }
+    try {
+      ctx.spawn(f(ctx, index));
+      ctx.run();
+    } catch (...) {
+      fail(std::current_exception());
+    }
+    s.report.shutdown = ctx.shutdown_gracefully(grace_);
+    s.report.stats = ctx.stats();
+    {
+      std::lock_guard lock(mutex_);
+      s.ctx = nullptr;  // from here on, stop() and spawn_on() leave this thread alone
+    }
+    t_context = nullptr;
+    // ctx goes: the sockets still open on it close, unfinished tasks are destroyed.
+  } catch (...) {
+    t_context = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      s.ctx = nullptr;
+    }
+    fail(std::current_exception());
+  }
+}
+
+socket runtime::listen(io_context& ctx, const endpoint& ep, int backlog) {
+  std::lock_guard lock(mutex_);
+  endpoint at = ep;
+  bool known = false;
+  if (ep.port() == 0)
+    for (const bound& b : bound_)
+      if (b.requested == ep) {
+        at = with_port(ep, b.port);
+        known = true;
+      }
+  socket s(ctx, ep.family(), socket_type::stream);
+  s.set_reuse_address(true);
+  s.set_reuse_port(true);
+  s.bind(at);
+  s.listen(backlog);
+  if (ep.port() == 0 && !known) bound_.push_back({ep, s.local_endpoint().port()});
+  return s;
+}
+
+std::uint16_t runtime::bound_port(const endpoint& ep) const {
+  if (ep.port() != 0) return ep.port();
+  std::lock_guard lock(mutex_);
+  for (const bound& b : bound_)
+    if (b.requested == ep) return b.port;
+  return 0;
+}
+
+void runtime::spawn_on(unsigned index, task<void> t) {
+  if (index >= threads_)
+    throw std::out_of_range("ringsock: runtime::spawn_on: thread " + std::to_string(index) +
+                            " of " + std::to_string(threads_));
+  if (!t.valid()) throw std::logic_error("ringsock: runtime::spawn_on of an empty task");
+  std::lock_guard lock(mutex_);
+  io_context* c = slots_ ? slots_[index].ctx : nullptr;
+  if (!c)
+    throw std::logic_error("ringsock: runtime::spawn_on: thread " + std::to_string(index) +
+                           " is not running");
+  if (c->running_in_this_thread()) {
+    c->spawn(std::move(t));
+    return;
+  }
+  // post() takes a copyable function: the move-only task travels in a shared holder.
+  auto held = std::make_shared<task<void>>(std::move(t));
+  c->post([c, held] { c->spawn(std::move(*held)); });
+}
+
+}  // namespace ringsock
