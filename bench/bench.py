@@ -125,8 +125,8 @@ def verify_asio_uses_io_uring(pid):
         raise RuntimeError(f"asio-uring is not on io_uring: {kinds}")
 
 
-def loadgen(build, args, port, seconds):
-    cmd = (["taskset", "-c", "1", os.path.join(build, "bench", "loadgen"), args[0], "127.0.0.1",
+def loadgen(build, args, port, seconds, cpus="1"):
+    cmd = (["taskset", "-c", cpus, os.path.join(build, "bench", "loadgen"), args[0], "127.0.0.1",
             str(port)] + args[1:] + [str(seconds)])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:
@@ -150,8 +150,8 @@ def check_http(port):
         raise RuntimeError(f"bad HTTP answers: {data[:300]!r}")
 
 
-def wrk(args, port, seconds):
-    cmd = (["taskset", "-c", "1", shutil.which("wrk") or "wrk", "-t1", f"-d{max(1, int(round(seconds)))}s"]
+def wrk(args, port, seconds, cpus="1", threads=1):
+    cmd = (["taskset", "-c", cpus, shutil.which("wrk") or "wrk", f"-t{threads}", f"-d{max(1, int(round(seconds)))}s"]
            + args + [f"http://127.0.0.1:{port}/"])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:
