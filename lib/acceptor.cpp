@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "handoff.hpp"
 #include "ringsock/error.hpp"
 #include "ringsock/io_context.hpp"
 
@@ -46,7 +47,11 @@ acceptor::acceptor(io_context& ctx, int fd, std::size_t capacity)
   access::link_hook(ctx_, &hook_);
 }
 
-acceptor::~acceptor() { access::unlink_hook(ctx_, &hook_); }
+acceptor::~acceptor() {
+  if (fed_by_) handoff_left(*fed_by_);
+  if (router_) handoff_origin_left(*router_);
+  access::unlink_hook(ctx_, &hook_);
+}
 
 void close_listener(acceptor* a) noexcept { a->close(); }
 
@@ -101,6 +106,7 @@ int acceptor::pop_ready() noexcept {
   int fd = ready_[head_];
   head_ = (head_ + 1) & (ready_.size() - 1);
   --count_;
+  if (fed_by_) handoff_taken(*fed_by_);
   return fd;
 }
 
@@ -150,7 +156,7 @@ void acceptor::arm() noexcept {
 // Keep one accept armed while the queue has room: connections then wait in our queue, ready to
 // be taken inline. A full queue stops it and leaves the rest in the kernel's backlog.
 void acceptor::maybe_arm() noexcept {
-  if (stopped_ || fatal_ || in_kernel_ || backing_off_ || access::draining(ctx_)) return;
+  if (fed_by_ || stopped_ || fatal_ || in_kernel_ || backing_off_ || access::draining(ctx_)) return;
   if (count_ > capacity_ / 2) return;
   if (!multishot_ && !waiters_ && count_ > 0) return;
   arm();
@@ -181,19 +187,10 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
   } else if (res >= 0) {
     a.accepted_any_ = true;
     a.backoff_ms_ = 0;
-    if (io_request* w = a.waiters_) {
-      a.waiters_ = op_of(*w).next;
-      if (!a.waiters_) a.waiters_tail_ = nullptr;
-      op_of(*w).source = nullptr;
-      if (!more) a.maybe_arm();
-      a.hand_over(*w, res);  // may resume a coroutine that uses this acceptor: state is completed
+    if (a.router_ && handoff_route(*a.router_, res)) {
+      if (!more) a.maybe_arm();  // another thread has it
     } else {
-      a.push_ready(res);
-      if (a.count_ >= a.capacity_ && a.in_kernel_ && !a.cancel_sent_) {
-        access::ring_of(a.ctx_).prep_cancel(&a.accept_);
-        a.cancel_sent_ = true;
-      }
-      if (!more) a.maybe_arm();
+      a.take_connection(res, more);
     }
   } else {
     const int err = -res;
@@ -230,6 +227,39 @@ void acceptor::on_accept(operation* op, int res, std::uint32_t flags) noexcept {
   }
   --a.in_handler_;
   a.maybe_free();
+}
+
+// A new connection is ours: to the first waiter, else to the ready queue (full: stop accepting).
+void acceptor::take_connection(int fd, bool more) noexcept {
+  if (io_request* w = waiters_) {
+    waiters_ = op_of(*w).next;
+    if (!waiters_) waiters_tail_ = nullptr;
+    op_of(*w).source = nullptr;
+    if (!more) maybe_arm();
+    hand_over(*w, fd);  // may resume a coroutine that uses this acceptor: state is completed
+    return;
+  }
+  push_ready(fd);
+  if (count_ >= capacity_ && in_kernel_ && !cancel_sent_) {
+    access::ring_of(ctx_).prep_cancel(&accept_);
+    cancel_sent_ = true;
+  }
+  if (!more) maybe_arm();
+}
+
+void acceptor::make_fed(handoff_member* m) noexcept { fed_by_ = m; }
+
+void acceptor::deliver(int fd) noexcept {
+  if (stopped_ || access::draining(ctx_)) {
+    ::close(fd);  // like a closed listener's backlog: the peer sees a reset
+    if (fed_by_) handoff_taken(*fed_by_);
+    return;
+  }
+  ++in_handler_;
+  if (waiters_ && fed_by_) handoff_taken(*fed_by_);  // straight to a waiter: never queued
+  take_connection(fd, true);
+  --in_handler_;
+  maybe_free();
 }
 
 void acceptor::on_backoff(operation* op, int, std::uint32_t) noexcept {
@@ -370,7 +400,11 @@ void acceptor::close() noexcept {
 void acceptor::stop_accepting() noexcept {
   if (stopped_) return;
   stopped_ = true;
-  ::shutdown(fd_, SHUT_RDWR);  // refuse new connections now, before the cancel is even seen
+  if (fed_by_) handoff_stopped(*fed_by_);  // the accepting thread sends no more
+  if (router_) handoff_origin_left(*router_);  // ... and sends nothing back here
+  // Refuse new connections now, before the cancel is even seen (a fed listener's descriptor is a
+  // duplicate of the accepting one's: shutting it down would stop every thread).
+  if (!fed_by_) ::shutdown(fd_, SHUT_RDWR);
   io_request* all = take_waiters();
   while (io_request* w = all) {
     all = op_of(*w).next;

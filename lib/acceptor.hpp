@@ -44,6 +44,9 @@
 
 namespace ringsock::detail {
 
+struct handoff_group;
+struct handoff_member;
+
 class acceptor {
  public:
   acceptor(io_context& ctx, int fd, std::size_t capacity);
@@ -69,6 +72,17 @@ class acceptor {
   // Graceful shutdown: the same, except that the listening socket keeps its descriptor (and this
   // object) until it is closed; accepts started later complete inline with ECANCELED.
   void stop_accepting() noexcept;
+
+  // ---- hand-off between threads (runtime's spread_mode::hand_off, handoff.hpp) ----
+  // The accepting listener offers every new connection to g first (handoff_route): it goes to
+  // this thread's queue or to another thread's fed listener.
+  void set_router(handoff_group* g) noexcept { router_ = g; }
+  // A fed listener accepts nothing itself: connections arrive through deliver(), handed over by
+  // another thread's accepting listener. m hears when one is taken and when this one stops.
+  void make_fed(handoff_member* m) noexcept;
+  // A handed-over connection (this thread; or, on the accepting listener, one whose message
+  // failed): to the first waiter, else to the ready queue; a stopped listener closes it.
+  void deliver(int fd) noexcept;
 
   // The context is being destroyed: waiters complete with ECANCELED and are resumed by nobody.
   bool has_waiters() const noexcept { return waiters_ != nullptr; }
@@ -97,6 +111,7 @@ class acceptor {
   void maybe_free() noexcept;
   void watch(io_request& r, const io_options& o);
   void hand_over(io_request& r, int res) noexcept;
+  void take_connection(int fd, bool more) noexcept;
   void first_receive(io_request& r, int fd) noexcept;
   void push_ready(int fd);
   int pop_ready() noexcept;
@@ -113,6 +128,8 @@ class acceptor {
   multishot_accept accept_;
   backoff_op backoff_;
   drain_hook hook_;  // how the context's shutdowns reach this listener
+  handoff_group* router_ = nullptr;   // hand-off: offered each new connection first
+  handoff_member* fed_by_ = nullptr;  // a fed listener: its place in the hand-off group
   unsigned own_sqes_due_ = 0;          // our own SQEs whose last CQE has not arrived
   unsigned in_handler_ = 0;   // re-entrancy guard: a handler resumed a coroutine
   unsigned backoff_ms_ = 0;

@@ -76,6 +76,13 @@ void ring::prep_close(int fd) noexcept {
   io_uring_sqe_set_data64(sqe, 0);
 }
 
+void ring::prep_message(int target_ring_fd, std::uint64_t data, std::uint32_t value,
+                        void* self) noexcept {
+  io_uring_sqe* sqe = reserve_sqes(1);
+  io_uring_prep_msg_ring(sqe, target_ring_fd, value, data, 0);
+  io_uring_sqe_set_data(sqe, self);
+}
+
 void ring::flush() noexcept {
   if (io_uring_sq_ready(&uring_) == 0) return;
   before_submit();

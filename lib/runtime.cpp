@@ -1,14 +1,19 @@
 // runtime: the threads, their contexts, the shared listeners and the one shutdown (runtime.hpp).
 #include "ringsock/runtime.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
+#include "acceptor.hpp"
+#include "handoff.hpp"
+#include "ringsock/detail/socket_core.hpp"
 #include "ringsock/error.hpp"
 
 namespace ringsock {
@@ -46,7 +51,7 @@ struct runtime::slot {
 };
 
 runtime::runtime(params p)
-    : threads_(p.threads), pin_(p.pin), ctx_params_(p.context), grace_(p.grace),
+    : threads_(p.threads), pin_(p.pin), spread_(p.spread), ctx_params_(p.context), grace_(p.grace),
       cpus_(allowed_cpus()) {
   if (threads_ == 0) threads_ = static_cast<unsigned>(cpus_.size());
   if (pin_ && threads_ > cpus_.size())
@@ -89,6 +94,7 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
     slots_ = std::make_unique<slot[]>(threads_);
     first_error_ = nullptr;
     bound_.clear();
+    groups_.clear();
   }
   std::vector<std::thread> threads;
   threads.reserve(threads_);
@@ -121,6 +127,15 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
       rep.stats.buffer_pieces_held += t.stats.buffer_pieces_held;
       rep.stats.buffer_shortages += t.stats.buffer_shortages;
     }
+    for (const auto& g : groups_) {
+      rep.threads[g->origin].handed_out += g->sent;
+      rep.threads[g->origin].kept += g->kept;
+      for (unsigned i = 0; i < threads_; ++i) {
+        rep.threads[i].handed_in += g->members[i].received;
+        rep.threads[i].refused += g->members[i].refused;
+      }
+    }
+    groups_.clear();  // every context is gone: nothing refers to them any more
     slots_.reset();
     error = std::exchange(first_error_, nullptr);
     stop_.store(false);  // the next run() starts afresh
@@ -168,6 +183,7 @@ void runtime::thread_main(unsigned index,
       fail(std::current_exception());
     }
     s.report.shutdown = ctx.shutdown_gracefully(grace_);
+    drain_hand_offs(index, ctx);
     s.report.stats = ctx.stats();
     {
       std::lock_guard lock(mutex_);
@@ -185,7 +201,25 @@ void runtime::thread_main(unsigned index,
   }
 }
 
+// Connections still travelling to this thread arrive (and are closed: its listeners stopped)
+// before its ring goes.
+void runtime::drain_hand_offs(unsigned index, io_context& ctx) {
+  std::vector<detail::handoff_group*> groups;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& g : groups_) groups.push_back(g.get());
+  }
+  for (detail::handoff_group* g : groups) detail::handoff_drain(g->members[index], ctx, grace_);
+}
+
+unsigned runtime::index_of(const io_context& ctx) const {
+  for (unsigned i = 0; i < threads_; ++i)
+    if (slots_ && slots_[i].ctx == &ctx) return i;
+  throw std::invalid_argument("ringsock: runtime::listen: the context is not one of this run's");
+}
+
 socket runtime::listen(io_context& ctx, const endpoint& ep, int backlog) {
+  if (spread_ == spread_mode::hand_off) return listen_hand_off(ctx, ep, backlog);
   std::lock_guard lock(mutex_);
   endpoint at = ep;
   bool known = false;
@@ -201,6 +235,43 @@ socket runtime::listen(io_context& ctx, const endpoint& ep, int backlog) {
   s.bind(at);
   s.listen(backlog);
   if (ep.port() == 0 && !known) bound_.push_back({ep, s.local_endpoint().port()});
+  return s;
+}
+
+socket runtime::listen_hand_off(io_context& ctx, const endpoint& ep, int backlog) {
+  std::lock_guard lock(mutex_);
+  const unsigned index = index_of(ctx);
+  for (const auto& g : groups_) {
+    if (!(g->requested == ep)) continue;
+    detail::handoff_member& m = g->members[index];
+    if (index == g->origin || m.to)
+      throw std::logic_error("ringsock: runtime::listen: thread " + std::to_string(index) +
+                             " already listens on " + ep.to_string());
+    if (g->listen_fd < 0)
+      throw std::logic_error("ringsock: runtime::listen: the accepting listener of " +
+                             ep.to_string() + " is closed");
+    // A duplicate of the accepting socket's descriptor: the same socket (local_endpoint and
+    // options read the same), closed on its own, never accepted on.
+    const int fd = ::fcntl(g->listen_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw socket_error(errno, "ringsock: runtime::listen: fcntl(F_DUPFD_CLOEXEC)");
+    socket fed(ctx, fd);
+    fed.listen(backlog);
+    detail::acceptor& a = *detail::access::core(fed)->listener;
+    a.make_fed(&m);
+    detail::handoff_join(m, detail::access::ring_of(ctx), a);
+    return fed;
+  }
+  socket s(ctx, ep.family(), socket_type::stream);
+  s.set_reuse_address(true);
+  s.bind(ep);
+  s.listen(backlog);
+  detail::socket_core& c = *detail::access::core(s);
+  auto g = std::make_unique<detail::handoff_group>(ep, threads_, index,
+                                                    detail::access::ring_of(ctx), *c.listener,
+                                                    c.fd, c.listener->capacity());
+  c.listener->set_router(g.get());
+  if (ep.port() == 0) bound_.push_back({ep, s.local_endpoint().port()});
+  groups_.push_back(std::move(g));
   return s;
 }
 

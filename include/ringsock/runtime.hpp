@@ -30,12 +30,31 @@
 
 namespace ringsock {
 
+namespace detail {
+struct handoff_group;
+}
+
+// How runtime::listen shares a port between the threads.
+enum class spread_mode {
+  // A listener per thread with SO_REUSEPORT: the kernel spreads connections by a hash of their
+  // addresses. Nothing is shared; a thread that is busy still gets its share.
+  reuse_port,
+  // The first thread to listen on an endpoint accepts for all and hands each connection to the
+  // thread with the fewest connections waiting for it (its own queue or another thread's, over
+  // IORING_OP_MSG_RING). The other threads' listen() gives a fed listener: its accept_async
+  // completes inline when a handed connection is queued, as any listener's. For uneven load.
+  hand_off,
+};
+
 // What one thread of a runtime did, at its end.
 struct thread_report {
   unsigned index = 0;
   int cpu = -1;                 // the CPU it was pinned to (-1: not pinned)
   shutdown_report shutdown{};   // its context's graceful shutdown
   io_stats stats{};             // its context's counters, taken after the shutdown
+  // spread_mode::hand_off: connections this thread's accepting listener sent to others (kept:
+  // took itself), and those it was sent (refused: arrived after its listener stopped, closed).
+  std::uint64_t handed_out = 0, kept = 0, handed_in = 0, refused = 0;
 };
 
 // What run() returns: one report per thread, and their sums.
@@ -53,6 +72,7 @@ class runtime {
     bool pin = false;      // pin thread i to the i-th of those CPUs
     io_context::params context{};                  // for every thread's context
     std::chrono::milliseconds grace{5000};         // each context's shutdown_gracefully
+    spread_mode spread = spread_mode::reuse_port;  // how listen() shares a port
   };
 
   // Makes no thread yet: run() does. Throws std::invalid_argument for more threads than CPUs
@@ -87,10 +107,14 @@ class runtime {
   // its threads are up.
   void stop() noexcept;
 
-  // A listening socket on ctx (one of this runtime's contexts) bound to `ep` with SO_REUSEPORT,
-  // so every thread may have one on the same port and the kernel spreads connections over them.
+  // A listening socket on ctx (one of this runtime's contexts, during run()) for `ep`, so that
+  // every thread may have one on the same port. reuse_port: bound with SO_REUSEPORT, and the
+  // kernel spreads connections over them. hand_off: the first call for `ep` makes the listener
+  // that accepts, and each later call (one per thread) a fed listener that is handed its share.
   // Port 0: the first listener picks a free port and the others of the same address take it.
-  // Thread-safe (the threads' factories call it at once).
+  // Thread-safe (the threads' factories call it at once). Throws std::invalid_argument for a
+  // context not of this run, std::logic_error for a second hand-off listener of `ep` on one
+  // thread or after the accepting one closed, socket_error when bind or listen fails.
   socket listen(io_context& ctx, const endpoint& ep, int backlog = SOMAXCONN);
   // The port listeners of `ep` have: ep's own, or for port 0 the one the first listen() picked
   // (0 while none did yet).
@@ -108,12 +132,16 @@ class runtime {
 
  private:
   struct slot;
+  socket listen_hand_off(io_context& ctx, const endpoint& ep, int backlog);
+  unsigned index_of(const io_context& ctx) const;  // under mutex_
+  void drain_hand_offs(unsigned index, io_context& ctx);
   runtime_report run_threads(std::function<task<void>(io_context&, unsigned)>& f);
   void thread_main(unsigned index, std::function<task<void>(io_context&, unsigned)>& f) noexcept;
   void fail(std::exception_ptr e) noexcept;
 
   unsigned threads_;
   bool pin_;
+  spread_mode spread_;
   io_context::params ctx_params_;
   std::chrono::milliseconds grace_;
   std::vector<int> cpus_;  // the CPUs this process may run on
@@ -129,6 +157,7 @@ class runtime {
     std::uint16_t port;
   };
   std::vector<bound> bound_;
+  std::vector<std::unique_ptr<detail::handoff_group>> groups_;  // hand_off: one per endpoint
 };
 
 }  // namespace ringsock

@@ -81,6 +81,12 @@ class ring {
   void prep_cancel_fd(int fd) noexcept;            // every request on fd
   void prep_cancel_all() noexcept;                 // every request in the kernel
   void prep_close(int fd) noexcept;
+  // A message to another ring (IORING_OP_MSG_RING, 5.18+): that ring gets a CQE with user_data
+  // `data` and res `value`; this ring gets one with user_data `self` (res 0, or -errno when
+  // nothing was posted there). The caller expects both.
+  void prep_message(int target_ring_fd, std::uint64_t data, std::uint32_t value, void* self) noexcept;
+  // This ring's descriptor, for other rings' messages (not the registered index).
+  int fd() const noexcept { return uring_.ring_fd; }
 
   // Submits what is prepared (nothing when nothing is) and runs the task work it queued; the
   // CQEs are reaped by the next enter.

@@ -1,0 +1,152 @@
+// Hand-off between threads over IORING_OP_MSG_RING (handoff.hpp).
+#include "handoff.hpp"
+
+#include <unistd.h>
+
+#include "acceptor.hpp"
+#include "ringsock/detail/ring.hpp"
+#include "ringsock/io_context.hpp"
+
+namespace ringsock::detail {
+
+namespace {
+
+// Ring i's CQE: a connection handed to this thread (res: its fd).
+void on_arrival(operation* op, int fd, std::uint32_t) noexcept {
+  auto& m = *static_cast<handoff_member*>(op);
+  m.to->expect_cqes();  // reap counted this CQE as one this ring expected: it was not
+  ++m.received;
+  if (fd >= 0) {
+    if (m.fed) {
+      m.fed->deliver(fd);
+    } else {
+      ::close(fd);
+      ++m.refused;
+      m.pending.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  m.in_flight.fetch_sub(1, std::memory_order_release);
+}
+
+// The accepting ring's CQE for one message: 0 (posted to ring i) or -errno (nothing was).
+void on_sent(operation* op, int res, std::uint32_t) noexcept {
+  auto& msg = *static_cast<handoff_group::message*>(op);
+  handoff_group& g = *msg.group;
+  if (res < 0) {
+    handoff_member& m = g.members[msg.target];
+    m.pending.fetch_sub(1, std::memory_order_relaxed);
+    m.in_flight.fetch_sub(1, std::memory_order_release);
+    ++g.returned;
+    if (g.origin_acceptor)
+      g.origin_acceptor->deliver(msg.fd);  // ours after all
+    else
+      ::close(msg.fd);
+  }
+  msg.fd = -1;
+  msg.next_free = g.free_;
+  g.free_ = &msg;
+}
+
+}  // namespace
+
+handoff_member::handoff_member() noexcept : operation(&on_arrival) {}
+handoff_group::message::message() noexcept : operation(&on_sent) {}
+
+handoff_group::handoff_group(const endpoint& ep, unsigned threads, unsigned origin_index, ring& r,
+                             acceptor& a, int fd, std::size_t lim)
+    : requested(ep),
+      count(threads),
+      origin(origin_index),
+      members(std::make_unique<handoff_member[]>(threads)),
+      origin_ring(&r),
+      origin_acceptor(&a),
+      listen_fd(fd),
+      limit(lim ? lim : 1),
+      messages(std::make_unique<message[]>(max_in_flight)) {
+  for (unsigned i = 0; i < threads; ++i) members[i].group = this;
+  for (unsigned i = 0; i < max_in_flight; ++i) {
+    messages[i].group = this;
+    messages[i].next_free = free_;
+    free_ = &messages[i];
+  }
+}
+
+bool handoff_route(handoff_group& g, int fd) noexcept {
+  // The thread with the fewest connections waiting for it, starting the round at `next` so that
+  // equals take turns; the accepting thread's own count is its ready queue.
+  for (unsigned tries = 0; tries < g.count; ++tries) {
+    unsigned best = g.origin;
+    std::size_t best_load = g.origin_acceptor ? g.origin_acceptor->queued() : ~std::size_t{0};
+    bool found = false;
+    for (unsigned k = 0; k < g.count; ++k) {
+      const unsigned i = (g.next + k) % g.count;
+      std::size_t load;
+      if (i == g.origin) {
+        load = best_load;
+      } else {
+        handoff_member& m = g.members[i];
+        if (!m.open.load(std::memory_order_relaxed)) continue;
+        load = m.pending.load(std::memory_order_relaxed);
+        if (load >= g.limit) continue;
+      }
+      if (!found || load < best_load) {
+        best = i;
+        best_load = load;
+        found = true;
+      }
+    }
+    g.next = (best + 1) % g.count;
+    if (best == g.origin || !g.free_) break;
+    handoff_member& m = g.members[best];
+    // Raised before `open` is read again: the owner clears `open` before it waits for
+    // in_flight == 0, so either we see it closed or it waits for this message.
+    m.in_flight.fetch_add(1, std::memory_order_seq_cst);
+    if (!m.open.load(std::memory_order_seq_cst)) {
+      m.in_flight.fetch_sub(1, std::memory_order_release);
+      continue;  // it stopped just now: choose again
+    }
+    m.pending.fetch_add(1, std::memory_order_relaxed);
+    handoff_group::message* msg = g.free_;
+    g.free_ = msg->next_free;
+    msg->fd = fd;
+    msg->target = best;
+    g.origin_ring->prep_message(m.ring_fd, reinterpret_cast<std::uintptr_t>(&m),
+                                static_cast<std::uint32_t>(fd), msg);
+    g.origin_ring->expect_cqes();
+    ++g.sent;
+    return true;
+  }
+  ++g.kept;
+  return false;
+}
+
+void handoff_origin_left(handoff_group& g) noexcept {
+  g.origin_acceptor = nullptr;
+  g.listen_fd = -1;
+}
+
+void handoff_taken(handoff_member& m) noexcept {
+  m.pending.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void handoff_stopped(handoff_member& m) noexcept { m.open.store(false, std::memory_order_seq_cst); }
+
+void handoff_left(handoff_member& m) noexcept {
+  m.open.store(false, std::memory_order_seq_cst);
+  m.fed = nullptr;
+}
+
+void handoff_join(handoff_member& m, ring& r, acceptor& fed) noexcept {
+  m.to = &r;
+  m.ring_fd = r.fd();
+  m.fed = &fed;
+  m.open.store(true, std::memory_order_seq_cst);
+}
+
+bool handoff_drain(handoff_member& m, io_context& ctx, std::chrono::milliseconds limit) {
+  m.open.store(false, std::memory_order_seq_cst);
+  if (m.in_flight.load(std::memory_order_seq_cst) == 0) return true;
+  return ctx.run_until([&m] { return m.in_flight.load(std::memory_order_acquire) == 0; }, limit);
+}
+
+}  // namespace ringsock::detail

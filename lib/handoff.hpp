@@ -1,0 +1,100 @@
+// Hand-off between threads (runtime, spread_mode::hand_off): one thread's listener accepts for
+// all, and each new connection goes to the thread with the fewest connections waiting for it:
+// its own ready queue, or another thread's fed listener over IORING_OP_MSG_RING (a message from
+// ring to ring: the fd travels as the CQE's result, no lock, no system call of its own).
+//
+//   accepting thread                         thread i (fed listener)
+//   multishot accept CQE: fd
+//   handoff_route: pick i (least pending)
+//     in_flight[i]++, check open[i]  ------>  (open cleared by its stop: nothing more is sent)
+//     pending[i]++, MSG_RING(ring i, fd)
+//   message CQE: 0 (posted) or -errno:       ring i's CQE: port[i], res = fd
+//     -errno: the fd comes back to our own     -> fed listener: waiter or ready queue
+//     queue (closed if we stopped)             (stopped or gone: closed), in_flight[i]--
+//                                            before ring i goes: wait for in_flight[i] == 0
+//
+// `in_flight` is raised before `open` is read and `open` is cleared before `in_flight` is
+// waited for (both sequentially consistent): a message is either never sent or waited for, so a
+// ring never goes with a connection still travelling to it, and no fd is lost or leaked.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "ringsock/detail/operation.hpp"
+#include "ringsock/endpoint.hpp"
+
+namespace ringsock {
+class io_context;
+}
+
+namespace ringsock::detail {
+
+class acceptor;
+class ring;
+struct handoff_group;
+
+// One thread's place in a group. (owner): touched by that thread only.
+struct handoff_member : operation {  // the user_data of the messages its ring receives
+  handoff_member() noexcept;
+  handoff_group* group = nullptr;
+  ring* to = nullptr;   // set before `open`, read by the accepting thread after it
+  int ring_fd = -1;
+  acceptor* fed = nullptr;               // (owner) its fed listener; null once that is gone
+  std::atomic<bool> open{false};         // takes hand-offs
+  std::atomic<unsigned> in_flight{0};    // messages sent to it whose CQE it has not handled
+  std::atomic<unsigned> pending{0};      // handed to it and not yet taken by an accept
+  std::uint64_t received = 0;            // (owner) connections that arrived
+  std::uint64_t refused = 0;             // (owner) ... after its listener stopped: closed
+};
+
+struct handoff_group {
+  handoff_group(const endpoint& requested, unsigned threads, unsigned origin, ring& r,
+                acceptor& a, int listen_fd, std::size_t limit);
+  handoff_group(const handoff_group&) = delete;
+  handoff_group& operator=(const handoff_group&) = delete;
+
+  struct message : operation {  // one connection on its way (the accepting thread's CQE)
+    message() noexcept;
+    handoff_group* group = nullptr;
+    message* next_free = nullptr;
+    int fd = -1;
+    unsigned target = 0;
+  };
+  static constexpr unsigned max_in_flight = 256;  // more at once: kept on the accepting thread
+
+  endpoint requested;
+  unsigned count;
+  unsigned origin;                       // the accepting thread's index
+  std::unique_ptr<handoff_member[]> members;
+  // ---- the accepting thread's ----
+  ring* origin_ring;
+  acceptor* origin_acceptor;             // null once it stopped or is gone
+  int listen_fd;                         // duplicated for fed listeners (-1: closed)
+  std::size_t limit;                     // pending per thread at most
+  unsigned next = 0;                     // round-robin among equals
+  std::uint64_t sent = 0, kept = 0, returned = 0;
+  std::unique_ptr<message[]> messages;
+  message* free_ = nullptr;
+};
+
+// The accepting thread, for each new connection: true when it went to another thread.
+bool handoff_route(handoff_group& g, int fd) noexcept;
+// The accepting listener stopped or is gone: failed messages' connections are closed.
+void handoff_origin_left(handoff_group& g) noexcept;
+// Thread m's fed listener took a handed connection (or closed it).
+void handoff_taken(handoff_member& m) noexcept;
+// ... stopped: nothing more is sent to it.
+void handoff_stopped(handoff_member& m) noexcept;
+// ... is gone: connections still arriving are closed.
+void handoff_left(handoff_member& m) noexcept;
+// Thread m's owner registers its fed listener (on its ring): from now on it is sent connections.
+void handoff_join(handoff_member& m, ring& r, acceptor& fed) noexcept;
+// Thread m's owner, before its ring goes: runs ctx's loop until no message to it is in flight
+// (true), or for at most `limit` (false: the accepting thread never submitted them).
+bool handoff_drain(handoff_member& m, io_context& ctx, std::chrono::milliseconds limit);
+
+}  // namespace ringsock::detail
