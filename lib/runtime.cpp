@@ -209,7 +209,14 @@ void runtime::drain_hand_offs(unsigned index, io_context& ctx) {
     std::lock_guard lock(mutex_);
     for (const auto& g : groups_) groups.push_back(g.get());
   }
-  for (detail::handoff_group* g : groups) detail::handoff_drain(g->members[index], ctx, grace_);
+  // The accepting thread may have prepared messages it never entered the ring to submit (it
+  // stopped while idle): they go to the kernel now, so every in-flight count can reach 0.
+  for (detail::handoff_group* g : groups)
+    if (g->origin == index) g->origin_ring->flush();
+  // A member's ring must outlive every message sent to it, so the wait is not cut at `grace`
+  // alone: it is bounded by grace plus the time the accepting thread needs to reach its flush.
+  for (detail::handoff_group* g : groups)
+    detail::handoff_drain(g->members[index], ctx, grace_ + std::chrono::seconds(5));
 }
 
 unsigned runtime::index_of(const io_context& ctx) const {
@@ -241,10 +248,13 @@ socket runtime::listen(io_context& ctx, const endpoint& ep, int backlog) {
 socket runtime::listen_hand_off(io_context& ctx, const endpoint& ep, int backlog) {
   std::lock_guard lock(mutex_);
   const unsigned index = index_of(ctx);
+  // The listener and its hand-off link belong to ctx's ring, which only its thread may touch.
+  if (this_context() != &ctx)
+    throw std::logic_error("ringsock: runtime::listen (hand_off): call it on the context's own thread");
   for (const auto& g : groups_) {
     if (!(g->requested == ep)) continue;
     detail::handoff_member& m = g->members[index];
-    if (index == g->origin || m.to)
+    if (index == g->origin || m.fed)  // m.to stays: messages may still arrive
       throw std::logic_error("ringsock: runtime::listen: thread " + std::to_string(index) +
                              " already listens on " + ep.to_string());
     if (g->listen_fd < 0)

@@ -270,6 +270,36 @@ TEST_SUITE("hand-off") {
     io_context outside;
     CHECK_THROWS_AS(rt.listen(outside, any_loopback()), std::invalid_argument);
   }
+
+  TEST_CASE("misuse: a hand-off listener made from another thread; a fed listener closed and made again") {
+    runtime rt({.threads = 2, .spread = spread_mode::hand_off});
+    std::atomic<io_context*> ctx1{nullptr};
+    std::atomic<int> foreign{0}, relisten{0}, done{0}, origin_ready{0};
+    rt.run([&](io_context& ctx, unsigned index) -> task<void> {
+      if (index == 1) {
+        while (origin_ready.load() == 0) co_await sleep_for(ctx, 1ms);
+        {
+          socket fed = rt.listen(ctx, any_loopback());
+        }  // closed: this thread may listen again
+        socket fed = rt.listen(ctx, any_loopback());
+        relisten.fetch_add(1);
+        ctx1.store(&ctx);
+        while (done.load() == 0) co_await sleep_for(ctx, 1ms);
+        co_return;
+      }
+      socket l = rt.listen(ctx, any_loopback());
+      origin_ready.store(1);
+      while (ctx1.load() == nullptr) co_await sleep_for(ctx, 1ms);
+      try {
+        socket wrong = rt.listen(*ctx1.load(), any_loopback());  // thread 1's context, from 0
+      } catch (const std::logic_error&) {
+        foreign.fetch_add(1);
+      }
+      done.store(1);
+    });
+    CHECK(relisten.load() == 1);
+    CHECK(foreign.load() == 1);
+  }
 }
 
 }  // namespace rstest
