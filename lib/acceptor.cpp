@@ -252,7 +252,7 @@ void acceptor::make_fed(handoff_member* m) noexcept { fed_by_ = m; }
 void acceptor::deliver(int fd) noexcept {
   if (stopped_ || access::draining(ctx_)) {
     ::close(fd);  // like a closed listener's backlog: the peer sees a reset
-    if (fed_by_) handoff_taken(*fed_by_);
+    if (fed_by_) handoff_refused(*fed_by_);
     return;
   }
   ++in_handler_;
@@ -410,7 +410,10 @@ void acceptor::stop_accepting() noexcept {
     all = op_of(*w).next;
     access::defer(ctx_, &acceptor::cancel_waiter, w);
   }
-  while (count_ > 0) ::close(pop_ready());
+  while (count_ > 0) {
+    ::close(pop_ready());
+    if (fed_by_) ++fed_by_->refused;  // handed here, never served
+  }
   if (!access::draining(ctx_)) {
     if (in_kernel_) access::ring_of(ctx_).prep_cancel(&accept_);
     if (backing_off_) access::ring_of(ctx_).prep_cancel(&backoff_);

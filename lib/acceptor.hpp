@@ -80,6 +80,7 @@ class acceptor {
   // A fed listener accepts nothing itself: connections arrive through deliver(), handed over by
   // another thread's accepting listener. m hears when one is taken and when this one stops.
   void make_fed(handoff_member* m) noexcept;
+  bool fed() const noexcept { return fed_by_ != nullptr; }
   // A handed-over connection (this thread; or, on the accepting listener, one whose message
   // failed): to the first waiter, else to the ready queue; a stopped listener closes it.
   void deliver(int fd) noexcept;

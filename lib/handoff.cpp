@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "acceptor.hpp"
 #include "ringsock/detail/ring.hpp"
 #include "ringsock/io_context.hpp"
@@ -11,18 +13,20 @@ namespace ringsock::detail {
 
 namespace {
 
-// Ring i's CQE: a connection handed to this thread (res: its fd).
+// Ring i's CQE: a connection handed to this thread (res: its fd), or -ECANCELED: the accepting
+// listener is gone, so nobody feeds this thread's listener any more.
 void on_arrival(operation* op, int fd, std::uint32_t) noexcept {
   auto& m = *static_cast<handoff_member*>(op);
   m.to->expect_cqes();  // reap counted this CQE as one this ring expected: it was not
-  ++m.received;
-  if (fd >= 0) {
+  if (fd < 0) {
+    if (m.fed) m.fed->stop_accepting();  // its accepts complete with ECANCELED
+  } else {
+    ++m.received;
     if (m.fed) {
       m.fed->deliver(fd);
     } else {
       ::close(fd);
-      ++m.refused;
-      m.pending.fetch_sub(1, std::memory_order_relaxed);
+      handoff_refused(m);
     }
   }
   m.in_flight.fetch_sub(1, std::memory_order_release);
@@ -32,19 +36,42 @@ void on_arrival(operation* op, int fd, std::uint32_t) noexcept {
 void on_sent(operation* op, int res, std::uint32_t) noexcept {
   auto& msg = *static_cast<handoff_group::message*>(op);
   handoff_group& g = *msg.group;
-  if (res < 0) {
+  if (msg.fd < 0) {  // a notice: nothing to give back, never on the free list
+    if (res < 0) g.members[msg.target].in_flight.fetch_sub(1, std::memory_order_release);
+    return;
+  }
+  if (res < 0) {  // nothing was posted: the connection is ours after all
     handoff_member& m = g.members[msg.target];
     m.pending.fetch_sub(1, std::memory_order_relaxed);
     m.in_flight.fetch_sub(1, std::memory_order_release);
-    ++g.returned;
-    if (g.origin_acceptor)
-      g.origin_acceptor->deliver(msg.fd);  // ours after all
-    else
+    --g.sent;
+    if (g.origin_acceptor) {
+      ++g.kept;
+      g.origin_acceptor->deliver(msg.fd);
+    } else {
       ::close(msg.fd);
+      ++g.members[g.origin].refused;
+    }
   }
   msg.fd = -1;
   msg.next_free = g.free_;
   g.free_ = &msg;
+}
+
+// Sends `value` to member i unless it stopped: in_flight is raised before `open` is read again
+// (the owner clears `open` before it waits for in_flight == 0), so either we see it closed or
+// it waits for this message.
+bool post(handoff_group& g, unsigned i, handoff_group::message& msg, std::uint32_t value) noexcept {
+  handoff_member& m = g.members[i];
+  m.in_flight.fetch_add(1, std::memory_order_seq_cst);
+  if (!m.open.load(std::memory_order_seq_cst)) {
+    m.in_flight.fetch_sub(1, std::memory_order_release);
+    return false;
+  }
+  msg.target = i;
+  g.origin_ring->prep_message(m.to->fd(), reinterpret_cast<std::uintptr_t>(&m), value, &msg);
+  g.origin_ring->expect_cqes();
+  return true;
 }
 
 }  // namespace
@@ -58,12 +85,16 @@ handoff_group::handoff_group(const endpoint& ep, unsigned threads, unsigned orig
       count(threads),
       origin(origin_index),
       members(std::make_unique<handoff_member[]>(threads)),
+      listen_fd(fd),
       origin_ring(&r),
       origin_acceptor(&a),
-      listen_fd(fd),
       limit(lim ? lim : 1),
-      messages(std::make_unique<message[]>(max_in_flight)) {
-  for (unsigned i = 0; i < threads; ++i) members[i].group = this;
+      messages(std::make_unique<message[]>(max_in_flight)),
+      notices(std::make_unique<message[]>(threads)) {
+  for (unsigned i = 0; i < threads; ++i) {
+    members[i].group = this;
+    notices[i].group = this;
+  }
   for (unsigned i = 0; i < max_in_flight; ++i) {
     messages[i].group = this;
     messages[i].next_free = free_;
@@ -97,22 +128,15 @@ bool handoff_route(handoff_group& g, int fd) noexcept {
     }
     g.next = (best + 1) % g.count;
     if (best == g.origin || !g.free_) break;
-    handoff_member& m = g.members[best];
-    // Raised before `open` is read again: the owner clears `open` before it waits for
-    // in_flight == 0, so either we see it closed or it waits for this message.
-    m.in_flight.fetch_add(1, std::memory_order_seq_cst);
-    if (!m.open.load(std::memory_order_seq_cst)) {
-      m.in_flight.fetch_sub(1, std::memory_order_release);
+    handoff_group::message* msg = g.free_;
+    // Counted before it is posted: the owner may take it the moment it is.
+    g.members[best].pending.fetch_add(1, std::memory_order_relaxed);
+    if (!post(g, best, *msg, static_cast<std::uint32_t>(fd))) {
+      g.members[best].pending.fetch_sub(1, std::memory_order_relaxed);
       continue;  // it stopped just now: choose again
     }
-    m.pending.fetch_add(1, std::memory_order_relaxed);
-    handoff_group::message* msg = g.free_;
     g.free_ = msg->next_free;
     msg->fd = fd;
-    msg->target = best;
-    g.origin_ring->prep_message(m.ring_fd, reinterpret_cast<std::uintptr_t>(&m),
-                                static_cast<std::uint32_t>(fd), msg);
-    g.origin_ring->expect_cqes();
     ++g.sent;
     return true;
   }
@@ -121,12 +145,29 @@ bool handoff_route(handoff_group& g, int fd) noexcept {
 }
 
 void handoff_origin_left(handoff_group& g) noexcept {
+  if (!g.origin_acceptor) return;
   g.origin_acceptor = nullptr;
-  g.listen_fd = -1;
+  bool told = false;
+  {
+    std::lock_guard lock(g.mutex);  // from here no late listen() joins
+    g.listen_fd = -1;
+    for (unsigned i = 0; i < g.count; ++i) {
+      handoff_group::message& n = g.notices[i];
+      n.fd = -1;
+      if (i != g.origin && post(g, i, n, static_cast<std::uint32_t>(-ECANCELED))) told = true;
+    }
+  }
+  // Once per listener: submitted now, so no fed listener waits for a loop turn that may never come.
+  if (told) g.origin_ring->flush();
 }
 
 void handoff_taken(handoff_member& m) noexcept {
   m.pending.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void handoff_refused(handoff_member& m) noexcept {
+  m.pending.fetch_sub(1, std::memory_order_relaxed);
+  ++m.refused;
 }
 
 void handoff_stopped(handoff_member& m) noexcept { m.open.store(false, std::memory_order_seq_cst); }
@@ -138,7 +179,6 @@ void handoff_left(handoff_member& m) noexcept {
 
 void handoff_join(handoff_member& m, ring& r, acceptor& fed) noexcept {
   m.to = &r;
-  m.ring_fd = r.fd();
   m.fed = &fed;
   m.open.store(true, std::memory_order_seq_cst);
 }

@@ -12,6 +12,9 @@
 //     -errno: the fd comes back to our own     -> fed listener: waiter or ready queue
 //     queue (closed if we stopped)             (stopped or gone: closed), in_flight[i]--
 //                                            before ring i goes: wait for in_flight[i] == 0
+//   accepting listener stops or goes:
+//     to each open i: MSG_RING(ring i, -ECANCELED) -> fed listener stops: its accepts complete
+//                                                     with ECANCELED (nobody feeds it any more)
 //
 // `in_flight` is raised before `open` is read and `open` is cleared before `in_flight` is
 // waited for (both sequentially consistent): a message is either never sent or waited for, so a
@@ -23,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "ringsock/detail/operation.hpp"
 #include "ringsock/endpoint.hpp"
@@ -42,13 +46,13 @@ struct handoff_member : operation {  // the user_data of the messages its ring r
   handoff_member() noexcept;
   handoff_group* group = nullptr;
   ring* to = nullptr;   // set before `open`, read by the accepting thread after it
-  int ring_fd = -1;
   acceptor* fed = nullptr;               // (owner) its fed listener; null once that is gone
   std::atomic<bool> open{false};         // takes hand-offs
   std::atomic<unsigned> in_flight{0};    // messages sent to it whose CQE it has not handled
   std::atomic<unsigned> pending{0};      // handed to it and not yet taken by an accept
   std::uint64_t received = 0;            // (owner) connections that arrived
   std::uint64_t refused = 0;             // (owner) ... after its listener stopped: closed
+                                         // (the accepting thread's: returned after it stopped)
 };
 
 struct handoff_group {
@@ -61,7 +65,7 @@ struct handoff_group {
     message() noexcept;
     handoff_group* group = nullptr;
     message* next_free = nullptr;
-    int fd = -1;
+    int fd = -1;         // -1: a notice that the accepting listener is gone
     unsigned target = 0;
   };
   static constexpr unsigned max_in_flight = 256;  // more at once: kept on the accepting thread
@@ -70,28 +74,35 @@ struct handoff_group {
   unsigned count;
   unsigned origin;                       // the accepting thread's index
   std::unique_ptr<handoff_member[]> members;
+  // Orders a late listen() (which duplicates listen_fd and joins) with the accepting listener's
+  // end (which clears listen_fd before the descriptor is closed, and notifies who joined).
+  std::mutex mutex;
+  int listen_fd;                         // (mutex) duplicated for fed listeners (-1: it ended)
   // ---- the accepting thread's ----
   ring* origin_ring;
   acceptor* origin_acceptor;             // null once it stopped or is gone
-  int listen_fd;                         // duplicated for fed listeners (-1: closed)
   std::size_t limit;                     // pending per thread at most
   unsigned next = 0;                     // round-robin among equals
   std::uint64_t sent = 0, kept = 0, returned = 0;
   std::unique_ptr<message[]> messages;
   message* free_ = nullptr;
+  std::unique_ptr<message[]> notices;    // one per thread: "the accepting listener is gone"
 };
 
 // The accepting thread, for each new connection: true when it went to another thread.
 bool handoff_route(handoff_group& g, int fd) noexcept;
-// The accepting listener stopped or is gone: failed messages' connections are closed.
+// The accepting listener stopped or is gone (once; later calls do nothing): failed messages'
+// connections are closed, no late listen() joins, and every fed listener is told to stop.
 void handoff_origin_left(handoff_group& g) noexcept;
-// Thread m's fed listener took a handed connection (or closed it).
+// Thread m's fed listener took a handed connection; refused: closed it (it had stopped).
 void handoff_taken(handoff_member& m) noexcept;
+void handoff_refused(handoff_member& m) noexcept;
 // ... stopped: nothing more is sent to it.
 void handoff_stopped(handoff_member& m) noexcept;
 // ... is gone: connections still arriving are closed.
 void handoff_left(handoff_member& m) noexcept;
-// Thread m's owner registers its fed listener (on its ring): from now on it is sent connections.
+// Thread m's owner registers its fed listener (on its ring), under g.mutex with listen_fd >= 0:
+// from now on it is sent connections.
 void handoff_join(handoff_member& m, ring& r, acceptor& fed) noexcept;
 // Thread m's owner, before its ring goes: runs ctx's loop until no message to it is in flight
 // (true), or for at most `limit` (false: the accepting thread never submitted them).

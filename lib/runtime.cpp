@@ -257,18 +257,20 @@ socket runtime::listen_hand_off(io_context& ctx, const endpoint& ep, int backlog
     if (index == g->origin || m.fed)  // m.to stays: messages may still arrive
       throw std::logic_error("ringsock: runtime::listen: thread " + std::to_string(index) +
                              " already listens on " + ep.to_string());
+    std::lock_guard group_lock(g->mutex);  // the accepting listener cannot end meanwhile
     if (g->listen_fd < 0)
       throw std::logic_error("ringsock: runtime::listen: the accepting listener of " +
                              ep.to_string() + " is closed");
     // A duplicate of the accepting socket's descriptor: the same socket (local_endpoint and
-    // options read the same), closed on its own, never accepted on.
+    // options read the same), closed on its own, never accepted on and never listen()ed again
+    // (that would set the one socket's backlog for every thread).
     const int fd = ::fcntl(g->listen_fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw socket_error(errno, "ringsock: runtime::listen: fcntl(F_DUPFD_CLOEXEC)");
     socket fed(ctx, fd);
-    fed.listen(backlog);
-    detail::acceptor& a = *detail::access::core(fed)->listener;
-    a.make_fed(&m);
-    detail::handoff_join(m, detail::access::ring_of(ctx), a);
+    detail::socket_core& c = *detail::access::core(fed);
+    c.listener = new detail::acceptor(ctx, fd, c.accept_capacity);
+    c.listener->make_fed(&m);
+    detail::handoff_join(m, detail::access::ring_of(ctx), *c.listener);
     return fed;
   }
   socket s(ctx, ep.family(), socket_type::stream);

@@ -93,6 +93,8 @@ void socket::bind(const endpoint& ep) {
 
 void socket::listen(int backlog) {
   if (!is_open()) throw socket_closed_error("listen");
+  if (core_->listener && core_->listener->fed())  // it shares the accepting thread's socket
+    throw std::logic_error("ringsock: listen on a hand-off listener would set every thread's backlog");
   if (::listen(core_->fd, backlog) != 0) throw_errno("ringsock: listen");
   detail::socket_core& c = *core_;
   if (!c.listener) c.listener = new detail::acceptor(*c.ctx, c.fd, c.accept_capacity);
@@ -118,6 +120,10 @@ endpoint socket::remote_endpoint() const {
 
 void socket::shutdown(shutdown_how how) {
   if (!is_open()) throw socket_closed_error("shutdown");
+  // A hand-off runtime's fed listener shares the accepting thread's socket.
+  if (core_->listener && core_->listener->fed())
+    throw std::logic_error("ringsock: shutdown of a hand-off listener would stop every thread's; "
+                           "close it instead");
   if (::shutdown(core_->fd, static_cast<int>(how)) != 0) throw_errno("ringsock: shutdown");
 }
 

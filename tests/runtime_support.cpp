@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "support.hpp"
+
 namespace rstest {
 using namespace ringsock;
 using ringsock::socket;
@@ -60,6 +62,20 @@ long echo_blocking(int fd, std::size_t n) {
     }
   }
   return got == n && std::memcmp(in.data(), out.data(), n) == 0 ? static_cast<long>(n) : -1;
+}
+
+long echo_clients(const endpoint& ep, int conns, std::size_t size) {
+  std::vector<int> fds;
+  for (int i = 0; i < conns; ++i) fds.push_back(test::blocking_connect(ep));
+  std::atomic<long> echoed{0};
+  std::vector<std::thread> ts;
+  for (int fd : fds) ts.emplace_back([fd, size, &echoed] {
+    const long n = echo_blocking(fd, size);
+    if (n > 0) echoed.fetch_add(n);
+    ::close(fd);
+  });
+  for (auto& th : ts) th.join();
+  return echoed.load();
 }
 
 int try_connect(const endpoint& ep) {

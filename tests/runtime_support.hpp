@@ -29,6 +29,9 @@ ringsock::task<void> serve_all(ringsock::runtime& rt, ringsock::io_context& ctx,
 // came back as sent, -1 when the connection failed or ended early (or a byte differed), -2 when
 // the server went silent for 5 s (a connection nobody serves).
 long echo_blocking(int fd, std::size_t n);
+// `conns` blocking clients on ep at once (connected first, then one thread each), each echoing
+// `size` bytes: the bytes that came back as sent, summed.
+long echo_clients(const ringsock::endpoint& ep, int conns, std::size_t size);
 // A blocking connect that may fail (the server may be shutting down): the fd, or -1.
 int try_connect(const ringsock::endpoint& ep);
 // Waits up to 5 s for v >= want.

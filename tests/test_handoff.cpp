@@ -66,15 +66,7 @@ TEST_SUITE("hand-off") {
         rt.stop();
         return;
       }
-      std::vector<int> fds;
-      for (int i = 0; i < conns; ++i) fds.push_back(test::blocking_connect(bound(rt)));
-      std::vector<std::thread> ts;
-      for (int fd : fds) ts.emplace_back([fd, &echoed] {
-        const long n = echo_blocking(fd, size);
-        if (n > 0) echoed.fetch_add(n);
-        ::close(fd);
-      });
-      for (auto& th : ts) th.join();
+      echoed.store(echo_clients(bound(rt), conns, size));
       rt.stop();
     });
     runtime_report rep = rt.run([&](io_context& ctx, unsigned) { return serve_all(rt, ctx, t); });
@@ -299,6 +291,46 @@ TEST_SUITE("hand-off") {
     });
     CHECK(relisten.load() == 1);
     CHECK(foreign.load() == 1);
+  }
+
+  TEST_CASE("the accepting listener closes: fed listeners' accepts complete with operation_canceled") {
+    const std::size_t fds_before = test::open_fds();
+    runtime rt({.threads = 3, .grace = 500ms, .spread = spread_mode::hand_off});
+    std::atomic<int> origin_ready{0}, fed_ready{0}, cancelled{0}, timed_out{0}, guarded{0};
+    rt.run([&](io_context& ctx, unsigned index) -> task<void> {
+      if (index == 0) {
+        {
+          socket l = rt.listen(ctx, any_loopback());
+          origin_ready.store(1);
+          while (fed_ready.load() < 2) co_await sleep_for(ctx, 1ms);
+          co_await sleep_for(ctx, 20ms);  // both fed threads wait in accept_async
+        }  // closed here
+        co_return;
+      }
+      while (origin_ready.load() == 0) co_await sleep_for(ctx, 1ms);
+      socket fed = rt.listen(ctx, any_loopback());
+      // It shares the accepting thread's socket: neither may change it for every thread.
+      try {
+        fed.shutdown(shutdown_how::both);
+      } catch (const std::logic_error&) {
+        guarded.fetch_add(1);
+      }
+      try {
+        fed.listen(16);
+      } catch (const std::logic_error&) {
+        guarded.fetch_add(1);
+      }
+      fed_ready.fetch_add(1);
+      for (int round = 0; round < 2; ++round) {  // the waiting accept, then a later one
+        auto [ec, s] = co_await as_result(fed.accept_async(3s));
+        if (ec == std::errc::operation_canceled) cancelled.fetch_add(1);
+        if (ec == std::errc::timed_out) timed_out.fetch_add(1);
+      }
+    });
+    CHECK(guarded.load() == 4);
+    CHECK(cancelled.load() == 4);
+    CHECK(timed_out.load() == 0);
+    CHECK(test::open_fds() == fds_before);
   }
 }
 

@@ -36,15 +36,7 @@ TEST_SUITE("runtime") {
         return;
       }
       const endpoint ep = endpoint::loopback(address_family::ipv4, rt.bound_port(endpoint::loopback(address_family::ipv4)));
-      std::vector<int> fds;
-      for (int i = 0; i < conns; ++i) fds.push_back(test::blocking_connect(ep));
-      std::vector<std::thread> ts;
-      for (int fd : fds) ts.emplace_back([fd, &echoed] {
-        const long n = echo_blocking(fd, size);
-        if (n > 0) echoed.fetch_add(n);
-        ::close(fd);
-      });
-      for (auto& th : ts) th.join();
+      echoed.store(echo_clients(ep, conns, size));
       rt.stop();
     });
     runtime_report rep = rt.run([&](io_context& ctx, unsigned) { return serve_all(rt, ctx, t); });

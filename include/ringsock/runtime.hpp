@@ -52,8 +52,9 @@ struct thread_report {
   int cpu = -1;                 // the CPU it was pinned to (-1: not pinned)
   shutdown_report shutdown{};   // its context's graceful shutdown
   io_stats stats{};             // its context's counters, taken after the shutdown
-  // spread_mode::hand_off: connections this thread's accepting listener sent to others (kept:
-  // took itself), and those it was sent (refused: arrived after its listener stopped, closed).
+  // spread_mode::hand_off: connections this thread's accepting listener posted to others (kept:
+  // took itself), and those it was posted (refused: closed unserved, its listener had stopped).
+  // Summed over the threads, handed_out == handed_in.
   std::uint64_t handed_out = 0, kept = 0, handed_in = 0, refused = 0;
 };
 
@@ -110,7 +111,9 @@ class runtime {
   // A listening socket on ctx (one of this runtime's contexts, during run()) for `ep`, so that
   // every thread may have one on the same port. reuse_port: bound with SO_REUSEPORT, and the
   // kernel spreads connections over them. hand_off: the first call for `ep` makes the listener
-  // that accepts, and each later call (one per thread) a fed listener that is handed its share.
+  // that accepts, and each later call (one per thread) a fed listener that is handed its share
+  // (the first call's backlog applies to all); when the accepting listener closes, the fed ones
+  // stop: their accepts complete with ECANCELED.
   // Port 0: the first listener picks a free port and the others of the same address take it.
   // Thread-safe (the threads' factories call it at once). Throws std::invalid_argument for a
   // context not of this run, std::logic_error for a second hand-off listener of `ep` on one

@@ -86,6 +86,8 @@ class socket {
   static task<socket> connect_async(io_context& ctx, endpoint ep, io_options o = {});
 
   void bind(const endpoint& ep);
+  // listen and shutdown throw std::logic_error on a hand-off runtime's fed listener (its socket
+  // is the accepting thread's: they would change it for every thread).
   void listen(int backlog = SOMAXCONN);
   endpoint local_endpoint() const;
   endpoint remote_endpoint() const;
