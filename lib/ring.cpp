@@ -40,6 +40,10 @@ ring::ring(unsigned sq_entries, unsigned cq_entries) {
   if (r < 0) throw ring_setup_error(-r);
   g_ring_lifetimes.fetch_add(1, std::memory_order_acq_rel);
   features_.registered_ring_fd = io_uring_register_ring_fd(&uring_) == 1;
+  if (io_uring_probe* p = io_uring_get_probe_ring(&uring_)) {
+    features_.msg_ring = io_uring_opcode_supported(p, IORING_OP_MSG_RING);
+    io_uring_free_probe(p);
+  }
 }
 
 ring::~ring() {

@@ -13,6 +13,8 @@
 
 #include "acceptor.hpp"
 #include "handoff.hpp"
+#include "signal_stop.hpp"
+#include "spawn_inbox.hpp"
 #include "ringsock/detail/socket_core.hpp"
 #include "ringsock/error.hpp"
 
@@ -21,6 +23,7 @@ namespace ringsock {
 namespace {
 thread_local io_context* t_context = nullptr;
 thread_local unsigned t_index = 0;
+thread_local const runtime* t_runtime = nullptr;
 
 std::vector<int> allowed_cpus() {
   std::vector<int> cpus;
@@ -48,11 +51,12 @@ endpoint with_port(const endpoint& ep, std::uint16_t port) {
 struct runtime::slot {
   io_context* ctx = nullptr;
   thread_report report{};
+  detail::spawn_inbox inbox;  // spawn_on from the other threads, over MSG_RING
 };
 
 runtime::runtime(params p)
     : threads_(p.threads), pin_(p.pin), spread_(p.spread), ctx_params_(p.context), grace_(p.grace),
-      cpus_(allowed_cpus()) {
+      cpus_(allowed_cpus()), stop_signals_(std::move(p.stop_signals)) {
   if (threads_ == 0) threads_ = static_cast<unsigned>(cpus_.size());
   if (pin_ && threads_ > cpus_.size())
     throw std::invalid_argument("ringsock: runtime: " + std::to_string(threads_) +
@@ -89,12 +93,20 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
   bool idle = false;
   if (!running_.compare_exchange_strong(idle, true))
     throw std::logic_error("ringsock: runtime::run called while a run is going on");
+  try {
+    // Before any thread starts, so that every one of them inherits the blocked mask.
+    if (!stop_signals_.empty()) signals_ = std::make_unique<detail::signal_stop>(stop_signals_);
+  } catch (...) {
+    running_.store(false);
+    throw;
+  }
   {
     std::lock_guard lock(mutex_);
     slots_ = std::make_unique<slot[]>(threads_);
     first_error_ = nullptr;
     bound_.clear();
     groups_.clear();
+    starting_ = threads_;
   }
   std::vector<std::thread> threads;
   threads.reserve(threads_);
@@ -102,7 +114,12 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
     for (unsigned i = 0; i < threads_; ++i)
       threads.emplace_back([this, i, &f] { thread_main(i, f); });
   } catch (...) {
-    fail(std::current_exception());  // the threads already started stop at once
+    {
+      std::lock_guard lock(mutex_);  // the threads already started wait for none that will not
+      starting_ -= threads_ - threads.size();
+      started_.notify_all();
+    }
+    fail(std::current_exception());  // and stop at once
   }
   for (std::thread& t : threads) t.join();
 
@@ -111,7 +128,8 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
   {
     std::lock_guard lock(mutex_);
     for (unsigned i = 0; i < threads_; ++i) {
-      const thread_report& t = slots_[i].report;
+      thread_report& t = slots_[i].report;
+      t.spawned_in = slots_[i].inbox.received;
       rep.threads.push_back(t);
       rep.finished_in_time = rep.finished_in_time && t.shutdown.finished_in_time;
       rep.tasks_at_deadline += t.shutdown.tasks_at_deadline;
@@ -137,6 +155,8 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
     }
     groups_.clear();  // every context is gone: nothing refers to them any more
     slots_.reset();
+    rep.stop_signal = signals_ ? signals_->received() : 0;
+    signals_.reset();  // the signals still pending are taken; our mask is as it was
     error = std::exchange(first_error_, nullptr);
     stop_.store(false);  // the next run() starts afresh
     running_.store(false);
@@ -150,6 +170,16 @@ void runtime::thread_main(unsigned index,
                           std::function<task<void>(io_context&, unsigned)>& f) noexcept {
   slot& s = slots_[index];
   s.report.index = index;
+  t_runtime = this;
+  bool arrived = false;
+  // Every thread's context is up (or failed) before any factory runs: spawn_on from a factory
+  // reaches every thread.
+  auto arrive = [this, &arrived](bool wait) {
+    arrived = true;
+    std::unique_lock lock(mutex_);
+    if (--starting_ == 0) started_.notify_all();
+    if (wait) started_.wait(lock, [this] { return starting_ == 0; });
+  };
   if (pin_) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -176,6 +206,11 @@ void runtime::thread_main(unsigned index,
       s.ctx = &ctx;
       if (stop_.load()) ctx.stop();
     }
+    if (detail::access::ring_of(ctx).features().msg_ring) detail::spawn_inbox_open(s.inbox, ctx);
+    if (index == 0 && signals_)
+      signals_->arm(detail::access::ring_of(ctx), [](void* rt, int) { static_cast<runtime*>(rt)->stop(); },
+                    this);
+    arrive(true);
     try {
       ctx.spawn(f(ctx, index));
       ctx.run();
@@ -183,7 +218,7 @@ void runtime::thread_main(unsigned index,
       fail(std::current_exception());
     }
     s.report.shutdown = ctx.shutdown_gracefully(grace_);
-    drain_hand_offs(index, ctx);
+    drain_messages(index, ctx);
     s.report.stats = ctx.stats();
     {
       std::lock_guard lock(mutex_);
@@ -197,13 +232,15 @@ void runtime::thread_main(unsigned index,
       std::lock_guard lock(mutex_);
       s.ctx = nullptr;
     }
-    fail(std::current_exception());
+    fail(std::current_exception());  // before the others go on from the start: they stop at once
+    if (!arrived) arrive(false);
   }
+  t_runtime = nullptr;
 }
 
-// Connections still travelling to this thread arrive (and are closed: its listeners stopped)
-// before its ring goes.
-void runtime::drain_hand_offs(unsigned index, io_context& ctx) {
+// Tasks and connections still travelling to this thread arrive (connections are closed: its
+// listeners stopped) before its ring goes.
+void runtime::drain_messages(unsigned index, io_context& ctx) {
   std::vector<detail::handoff_group*> groups;
   {
     std::lock_guard lock(mutex_);
@@ -217,6 +254,7 @@ void runtime::drain_hand_offs(unsigned index, io_context& ctx) {
   // alone: it is bounded by grace plus the time the accepting thread needs to reach its flush.
   for (detail::handoff_group* g : groups)
     detail::handoff_drain(g->members[index], ctx, grace_ + std::chrono::seconds(5));
+  detail::spawn_inbox_drain(slots_[index].inbox, ctx, grace_ + std::chrono::seconds(5));
 }
 
 unsigned runtime::index_of(const io_context& ctx) const {
@@ -226,7 +264,9 @@ unsigned runtime::index_of(const io_context& ctx) const {
 }
 
 socket runtime::listen(io_context& ctx, const endpoint& ep, int backlog) {
-  if (spread_ == spread_mode::hand_off) return listen_hand_off(ctx, ep, backlog);
+  // Without MSG_RING (before 5.18) there is no hand-off: every thread listens with SO_REUSEPORT.
+  if (spread_ == spread_mode::hand_off && detail::access::ring_of(ctx).features().msg_ring)
+    return listen_hand_off(ctx, ep, backlog);
   std::lock_guard lock(mutex_);
   endpoint at = ep;
   bool known = false;
@@ -300,6 +340,14 @@ void runtime::spawn_on(unsigned index, task<void> t) {
     throw std::out_of_range("ringsock: runtime::spawn_on: thread " + std::to_string(index) +
                             " of " + std::to_string(threads_));
   if (!t.valid()) throw std::logic_error("ringsock: runtime::spawn_on of an empty task");
+  // From another of our threads: ring to ring. slots_ stays while our threads run.
+  if (t_runtime == this && t_context && t_index != index &&
+      detail::access::ring_of(*t_context).features().msg_ring) {
+    if (!detail::spawn_inbox_send(*t_context, slots_[index].inbox, t))
+      throw std::logic_error("ringsock: runtime::spawn_on: thread " + std::to_string(index) +
+                             " is not running");
+    return;
+  }
   std::lock_guard lock(mutex_);
   io_context* c = slots_ ? slots_[index].ctx : nullptr;
   if (!c)

@@ -6,7 +6,9 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <thread>
 #include <map>
 #include <memory>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "load_support.hpp"
 #include "ringsock/compat.hpp"
 #include "ringsock/testing/fault_plan.hpp"
+#include "runtime_support.hpp"
 #include "support.hpp"
 
 namespace rstest {
@@ -329,6 +332,79 @@ TEST_SUITE("faults") {
     CHECK(r.log.session_errors_of(std::errc::connection_reset) == 4);
     CHECK(r.log.session_errors_of(std::errc::broken_pipe) == 3);
     CHECK(r.load.affected <= 7);
+  }
+
+  TEST_CASE("spawn_on: a message the kernel refuses goes through the target's mailbox; every task runs there") {
+    using namespace std::chrono_literals;
+    fault_plan plan;
+    plan.fail(fault_target::message, EOVERFLOW, {0, 2, 50});
+    constexpr int tasks = 200;
+    runtime rt({.threads = 2});
+    std::atomic<int> ran{0}, wrong{0};
+    auto job = [&]() -> task<void> {
+      (runtime::this_index() == 1 ? ran : wrong).fetch_add(1);
+      co_return;
+    };
+    runtime_report rep = rt.run([&](io_context& ctx, unsigned index) -> task<void> {
+      io_context::work_guard keep(ctx);
+      if (index == 0) {
+        ctx.set_fault_plan(&plan);
+        // One at a time, each after the last has run: every task finds the inbox empty, so each
+        // sends a wake of its own (a task behind another rides on that one's wake).
+        for (int i = 0; i < tasks; ++i) {
+          rt.spawn_on(1, job());
+          for (int k = 0; k < 2000 && ran.load() + wrong.load() <= i; ++k) co_await sleep_for(ctx, 100us);
+        }
+      }
+      for (int i = 0; i < 2000 && ran.load() + wrong.load() < tasks; ++i) co_await sleep_for(ctx, 1ms);
+      if (index == 0) {
+        ctx.set_fault_plan(nullptr);
+        rt.stop();
+      }
+    });
+    CHECK(plan.injected() == 50);
+    CHECK(ran.load() == tasks);
+    CHECK(wrong.load() == 0);
+    CHECK(rep.threads[1].spawned_in == static_cast<std::uint64_t>(tasks));
+  }
+
+  TEST_CASE("hand-off: a connection whose message the kernel refuses is served by the accepting thread") {
+    using namespace std::chrono_literals;
+    const std::size_t fds_before = test::open_fds();
+    fault_plan plan;
+    plan.fail(fault_target::message, EOVERFLOW, {0, 2, 10});
+    rstest::tally t;
+    constexpr int conns = 40;
+    constexpr std::size_t size = 16 * 1024;
+    std::atomic<long> echoed{0};
+    runtime_report rep;
+    {
+      runtime rt({.threads = 2, .spread = spread_mode::hand_off});
+      std::thread clients([&] {
+        if (rstest::wait_for(t.listening, 2)) {
+          const endpoint ep = endpoint::loopback(address_family::ipv4,
+                                                 rt.bound_port(endpoint::loopback(address_family::ipv4)));
+          echoed.store(rstest::echo_clients(ep, conns, size));
+        }
+        rt.stop();
+      });
+      rep = rt.run([&](io_context& ctx, unsigned index) -> task<void> {
+        if (index == 0) {
+          ctx.set_fault_plan(&plan);  // thread 0 listens first: it accepts for both
+        } else {
+          while (t.listening.load() < 1) co_await sleep_for(ctx, 1ms);
+        }
+        co_await rstest::serve_all(rt, ctx, t);
+        if (index == 0) ctx.set_fault_plan(nullptr);
+      });
+      clients.join();
+    }
+    CHECK(echoed.load() == static_cast<long>(conns * size));
+    CHECK(plan.injected() == 10);
+    CHECK(rep.threads[0].kept >= 10);  // the refused ones came back and were served here
+    CHECK(rep.threads[0].handed_out == rep.threads[1].handed_in);
+    CHECK(t.connections[0].load() + t.connections[1].load() == conns);
+    CHECK(test::open_fds() == fds_before);
   }
 
   TEST_CASE("compat: accept EMFILE completes AcceptAsync with TooManyOpenSockets; nothing lost") {

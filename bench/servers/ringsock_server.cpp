@@ -4,7 +4,11 @@
 // Mode "-copy" (the "ringsock-copy" peer) receives with receive_async into a 4 KiB buffer of
 // each connection's coroutine frame instead, so the table shows both.
 // Modes: echo and http (http_min.h). Prints "PORT <n>" once listening on 127.0.0.1.
-//   ringsock_server echo|http|echo-copy|http-copy [port] [--threads N [--pin]]
+//   ringsock_server echo|http|echo-copy|http-copy [port] [--threads N [--pin] [--hand-off]]
+// With --threads, SIGTERM or SIGINT stops the runtime gracefully and the summed counters are
+// printed to stderr ("STATS enter_calls=... cqes=... sqes=...").
+#include <signal.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -136,12 +140,18 @@ task<void> accept_loop(io_context& ctx, socket& listener, std::string_view mode)
 }  // namespace app
 
 // With --threads N (bench/scaling.py): a runtime of N threads, each with its own SO_REUSEPORT
-// listener on the port and its own accept loop; PORT is printed once every listener is up.
-int serve_threads(std::string_view mode, const std::string& where, unsigned threads, bool pin) {
+// listener on the port (--hand-off: one accepting thread hands connections to the others) and
+// its own accept loop; PORT is printed once every listener is up.
+int serve_threads(std::string_view mode, const std::string& where, unsigned threads, bool pin,
+                  bool hand_off) {
   using namespace app;
-  runtime rt({.threads = threads, .pin = pin});
+  runtime rt({.threads = threads,
+              .pin = pin,
+              .grace = std::chrono::milliseconds(1000),
+              .spread = hand_off ? spread_mode::hand_off : spread_mode::reuse_port,
+              .stop_signals = {SIGTERM, SIGINT}});
   std::atomic<unsigned> up{0};
-  rt.run([&](io_context& ctx, unsigned) -> task<void> {
+  runtime_report rep = rt.run([&](io_context& ctx, unsigned) -> task<void> {
     ringsock::socket l = rt.listen(ctx, endpoint::parse(where), 4096);
     if (up.fetch_add(1) + 1 == rt.size()) {
       std::printf("PORT %u\n", l.local_endpoint().port());
@@ -149,6 +159,10 @@ int serve_threads(std::string_view mode, const std::string& where, unsigned thre
     }
     co_await accept_loop(ctx, l, mode);
   });
+  std::fprintf(stderr, "STATS enter_calls=%llu cqes=%llu sqes=%llu\n",
+               static_cast<unsigned long long>(rep.stats.enter_calls),
+               static_cast<unsigned long long>(rep.stats.cqes),
+               static_cast<unsigned long long>(rep.stats.sqes_submitted));
   return 0;
 }
 
@@ -157,18 +171,20 @@ int main(int argc, char** argv) {
   const std::string_view mode = argc > 1 ? argv[1] : "echo";
   int port = 0;
   unsigned threads = 0;
-  bool pin = false;
+  bool pin = false, hand_off = false;
   for (int i = 2; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--threads" && i + 1 < argc)
       threads = static_cast<unsigned>(std::atoi(argv[++i]));
     else if (a == "--pin")
       pin = true;
+    else if (a == "--hand-off")
+      hand_off = true;
     else
       port = std::atoi(argv[i]);
   }
   std::string where = "127.0.0.1:" + std::to_string(port);
-  if (threads > 0) return serve_threads(mode, where, threads, pin);
+  if (threads > 0) return serve_threads(mode, where, threads, pin, hand_off);
   io_context ctx;
   ringsock::socket listener = ringsock::socket::listen(ctx, endpoint::parse(where), 4096);
   std::printf("PORT %u\n", listener.local_endpoint().port());

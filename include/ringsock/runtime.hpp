@@ -32,6 +32,7 @@ namespace ringsock {
 
 namespace detail {
 struct handoff_group;
+class signal_stop;
 }
 
 // How runtime::listen shares a port between the threads.
@@ -56,6 +57,8 @@ struct thread_report {
   // took itself), and those it was posted (refused: closed unserved, its listener had stopped).
   // Summed over the threads, handed_out == handed_in.
   std::uint64_t handed_out = 0, kept = 0, handed_in = 0, refused = 0;
+  // Tasks other runtime threads spawned on this one over MSG_RING (spawn_on).
+  std::uint64_t spawned_in = 0;
 };
 
 // What run() returns: one report per thread, and their sums.
@@ -64,6 +67,7 @@ struct runtime_report {
   bool finished_in_time = true;  // every thread's tasks and operations ended within the grace
   std::size_t tasks_at_deadline = 0, ops_at_deadline = 0, tasks_left = 0;  // summed
   io_stats stats{};              // summed counters
+  int stop_signal = 0;           // the one of params::stop_signals that stopped it (0: none)
 };
 
 class runtime {
@@ -74,6 +78,12 @@ class runtime {
     io_context::params context{};                  // for every thread's context
     std::chrono::milliseconds grace{5000};         // each context's shutdown_gracefully
     spread_mode spread = spread_mode::reuse_port;  // how listen() shares a port
+    // Signals that stop the run as stop() does (say {SIGINT, SIGTERM}). run() blocks them in its
+    // own thread and its threads (they inherit the mask) and takes them through a signalfd that
+    // thread 0's ring polls; after the run the ones still pending are taken and the caller's mask
+    // is restored. Other threads of the process must block them too: the kernel gives a
+    // process-wide signal to a thread that does not, and its default action runs there.
+    std::vector<int> stop_signals{};
   };
 
   // Makes no thread yet: run() does. Throws std::invalid_argument for more threads than CPUs
@@ -123,9 +133,13 @@ class runtime {
   // (0 while none did yet).
   std::uint16_t bound_port(const endpoint& ep) const;
 
-  // Runs `t` on thread `index` (a following loop turn of its context). Any thread; the task is
-  // handed over through that context's mailbox (post). Throws std::out_of_range for an index
-  // past size(), std::logic_error when that thread is not running.
+  // Runs `t` on thread `index` (a following loop turn of its context). Any thread. From one of
+  // this runtime's threads the task travels as one IORING_OP_MSG_RING message from the caller's
+  // ring to the target's (no lock, no system call of its own: it goes with the caller's next
+  // io_uring_enter); from any other thread, or on a kernel without MSG_RING, through the target
+  // context's mailbox (post: a mutex and an eventfd write). Every thread's context is up before
+  // any factory runs, so a factory may spawn onto any thread. Throws std::out_of_range for an
+  // index past size(), std::logic_error when that thread is not running (its run has ended).
   void spawn_on(unsigned index, task<void> t);
 
   // The context of the calling thread when it is one of a runtime's threads (null otherwise),
@@ -137,7 +151,7 @@ class runtime {
   struct slot;
   socket listen_hand_off(io_context& ctx, const endpoint& ep, int backlog);
   unsigned index_of(const io_context& ctx) const;  // under mutex_
-  void drain_hand_offs(unsigned index, io_context& ctx);
+  void drain_messages(unsigned index, io_context& ctx);
   runtime_report run_threads(std::function<task<void>(io_context&, unsigned)>& f);
   void thread_main(unsigned index, std::function<task<void>(io_context&, unsigned)>& f) noexcept;
   void fail(std::exception_ptr e) noexcept;
@@ -161,6 +175,10 @@ class runtime {
   };
   std::vector<bound> bound_;
   std::vector<std::unique_ptr<detail::handoff_group>> groups_;  // hand_off: one per endpoint
+  std::unique_ptr<detail::signal_stop> signals_;  // params::stop_signals, during run()
+  std::vector<int> stop_signals_;
+  std::size_t starting_ = 0;         // (mutex_) threads that have not yet made their context
+  std::condition_variable started_;  // starting_ reached 0
 };
 
 }  // namespace ringsock

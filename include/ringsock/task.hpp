@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ringsock/detail/access.hpp"
 #include "ringsock/detail/frame_allocator.hpp"
 
 namespace ringsock {
@@ -146,6 +147,7 @@ class [[nodiscard]] task {
 
  private:
   friend class io_context;  // block_on drives the frame; spawn takes it over
+  friend struct detail::access;
   handle_type handle() const noexcept { return h_; }
   handle_type release() noexcept { return std::exchange(h_, {}); }
   void reset() noexcept {
@@ -163,5 +165,7 @@ inline task<void> task_promise<void>::get_return_object() noexcept {
   return task<void>{std::coroutine_handle<task_promise<void>>::from_promise(*this)};
 }
 }  // namespace detail
+
+inline std::coroutine_handle<> detail::access::release(task<void>& t) noexcept { return t.release(); }
 
 }  // namespace ringsock

@@ -23,6 +23,8 @@ bool targets(fault_target t, const io_uring_sqe& sqe) noexcept {
       return sqe.opcode == IORING_OP_RECV || sqe.opcode == IORING_OP_RECVMSG;
     case fault_target::send:
       return sqe.opcode == IORING_OP_SEND || sqe.opcode == IORING_OP_SENDMSG;
+    case fault_target::message:
+      return sqe.opcode == IORING_OP_MSG_RING;
     case fault_target::any_start:
       return false;
   }

@@ -3,10 +3,13 @@
 // listed here, and each function is defined beside the class it opens.
 #pragma once
 
+#include <coroutine>
 #include <cstddef>
 #include <exception>
 
 namespace ringsock {
+template <class T>
+class task;
 class io_context;
 struct io_options;
 class socket;
@@ -24,6 +27,10 @@ struct socket_core;
 struct spawned_link;
 
 struct access {
+  // ---- task (defined in task.hpp) ----
+  // The frame of `t`, which gives it up (runtime::spawn_on hands it to another thread).
+  static std::coroutine_handle<> release(task<void>& t) noexcept;
+
   // ---- received_buffer (defined in received_buffer.hpp) ----
   static received_buffer lend(io_context& c, const buffer_piece& p, const std::byte* data) noexcept;
 

@@ -39,6 +39,7 @@ struct ring_features {
   bool buffer_ring = false;          // receives take their buffers from a provided-buffer ring
   bool incremental_buffers = false;  // ... consumed incrementally (IOU_PBUF_RING_INC, 6.12+)
   bool multishot_receive = false;    // stream receives run as one persistent multishot (6.0+)
+  bool msg_ring = false;             // rings message each other (IORING_OP_MSG_RING, 5.18+)
 };
 
 }  // namespace ringsock

@@ -30,7 +30,9 @@ class io_context;
 
 namespace ringsock::testing {
 
-enum class fault_target : unsigned char { accept, receive, send, any_start };
+// message: a ring-to-ring message (IORING_OP_MSG_RING: runtime hand-offs and spawn_on); failed,
+// the sender's CQE carries -err and the target ring gets nothing.
+enum class fault_target : unsigned char { accept, receive, send, message, any_start };
 enum class fault_action : unsigned char { fail, short_write, end_multishot, full_sq };
 
 struct fault_schedule {

@@ -1,0 +1,114 @@
+// spawn_on between a runtime's threads: the lock-free inbox and its MSG_RING wake
+// (spawn_inbox.hpp).
+#include "spawn_inbox.hpp"
+
+#include <liburing.h>
+
+#include "ringsock/detail/access.hpp"
+#include "ringsock/detail/ring.hpp"
+#include "ringsock/io_context.hpp"
+
+namespace ringsock::detail {
+
+namespace {
+
+using handle = std::coroutine_handle<task_promise<void>>;
+
+// Every task in the inbox, oldest first.
+spawned_link* take_all(spawn_inbox& in) noexcept {
+  spawned_link* newest = in.head.exchange(nullptr, std::memory_order_acquire);
+  spawned_link* oldest = nullptr;
+  while (newest) {
+    spawned_link* next = newest->next;
+    newest->next = oldest;
+    oldest = newest;
+    newest = next;
+  }
+  return oldest;
+}
+
+// On the target's thread: each task starts on a following loop turn.
+void deliver(spawn_inbox& in) noexcept {
+  for (spawned_link* l = take_all(in); l;) {
+    spawned_link* next = std::exchange(l->next, nullptr);
+    ++in.received;
+    try {
+      in.ctx->spawn(task<void>(handle::from_address(l->frame.address())));
+    } catch (...) {  // bad_alloc queueing it: the task was destroyed unrun; that is reported
+      access::report_exception(*in.ctx, std::current_exception());
+    }
+    l = next;
+  }
+}
+
+// The target ring's CQE: a wake.
+void on_wake(operation* op, int, std::uint32_t) noexcept {
+  auto& in = *static_cast<spawn_inbox*>(op);
+  access::ring_of(*in.ctx).expect_cqes();  // reap counted a CQE this ring never expected
+  deliver(in);
+  in.in_flight.fetch_sub(1, std::memory_order_release);
+}
+
+// The sender ring's CQE of a wake: 0 (posted) or -errno (nothing was: the target's CQ could take
+// no more). Then the target's mailbox wakes it; its context lives until in_flight is 0.
+void on_sent(operation* op, int res, std::uint32_t) noexcept {
+  if (res >= 0) return;
+  spawn_inbox* in = static_cast<spawn_inbox::sent_op*>(op)->inbox;
+  try {
+    in->ctx->post([in] { deliver(*in); });
+  } catch (...) {  // its mailbox is full too: the tasks wait for the next wake or the drain
+    access::report_exception(*in->ctx, std::current_exception());
+  }
+  in->in_flight.fetch_sub(1, std::memory_order_release);
+}
+
+}  // namespace
+
+spawn_inbox::spawn_inbox() noexcept : operation(&on_wake) {}
+spawn_inbox::sent_op::sent_op(spawn_inbox* in) noexcept : operation(&on_sent), inbox(in) {}
+
+void spawn_inbox_open(spawn_inbox& in, io_context& ctx) noexcept {
+  in.ctx = &ctx;
+  in.open.store(true, std::memory_order_seq_cst);
+}
+
+bool spawn_inbox_drain(spawn_inbox& in, io_context& ctx, std::chrono::milliseconds limit) {
+  in.open.store(false, std::memory_order_seq_cst);
+  bool drained = in.in_flight.load(std::memory_order_seq_cst) == 0 ||
+                 ctx.run_until([&in] { return in.in_flight.load(std::memory_order_acquire) == 0; },
+                               limit);
+  for (spawned_link* l = take_all(in); l;) {
+    spawned_link* next = l->next;
+    l->frame.destroy();  // never started, never linked in a context
+    l = next;
+  }
+  return drained;
+}
+
+bool spawn_inbox_send(io_context& from, spawn_inbox& to, task<void>& t) noexcept {
+  to.in_flight.fetch_add(1, std::memory_order_seq_cst);
+  if (!to.open.load(std::memory_order_seq_cst)) {
+    to.in_flight.fetch_sub(1, std::memory_order_release);
+    return false;
+  }
+  handle h = handle::from_address(access::release(t).address());
+  spawned_link* l = &h.promise().spawned_;  // unused until the target spawns it
+  l->frame = h;
+  spawned_link* old = to.head.load(std::memory_order_relaxed);
+  do {
+    l->next = old;
+  } while (!to.head.compare_exchange_weak(old, l, std::memory_order_release, std::memory_order_relaxed));
+  if (old) {  // the wake of the task below it is still to come, and takes this one too
+    to.in_flight.fetch_sub(1, std::memory_order_release);
+    return true;
+  }
+  ring& r = access::ring_of(from);
+  r.prep_message(access::ring_of(*to.ctx).fd(), reinterpret_cast<std::uintptr_t>(static_cast<operation*>(&to)),
+                 0, &to.sent);
+  r.expect_cqes();
+  // Outside its loop nobody may enter the sender's ring soon: submit now.
+  if (!access::in_loop(from)) r.flush();
+  return true;
+}
+
+}  // namespace ringsock::detail
