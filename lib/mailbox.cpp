@@ -96,6 +96,18 @@ void mailbox::retire_core(socket_core* c) noexcept {
   wake();
 }
 
+void mailbox::queue_hook(mail_hook* h) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (h->queued) return;
+    h->queued = true;
+    h->next = hooks_;
+    hooks_ = h;
+    has_mail_.store(true, std::memory_order_release);
+  }
+  wake();
+}
+
 socket_core* mailbox::take_retired() noexcept {
   std::lock_guard lock(mutex_);
   return std::exchange(retired_, nullptr);
@@ -117,6 +129,17 @@ void mailbox::run_mail(void (*on_error)(void*, std::exception_ptr), void* arg) {
       r->extras().cross_queued = false;
     }
     cancel_now(r);
+  }
+  for (;;) {
+    mail_hook* h;
+    {
+      std::lock_guard lock(mutex_);
+      h = hooks_;
+      if (!h) break;
+      hooks_ = h->next;
+      h->queued = false;
+    }
+    h->fn(h);
   }
   // A posted function may re-enter the loop (compat's EndX): the nested delivery continues from
   // the shared head, so every item runs exactly once and in the order posted.

@@ -51,6 +51,7 @@ endpoint with_port(const endpoint& ep, std::uint16_t port) {
 struct runtime::slot {
   io_context* ctx = nullptr;
   thread_report report{};
+  bool taking = false;        // (mutex_) its loop runs: spawn_on may send it tasks
   detail::spawn_inbox inbox;  // spawn_on from the other threads, over MSG_RING
 };
 
@@ -93,13 +94,22 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
   bool idle = false;
   if (!running_.compare_exchange_strong(idle, true))
     throw std::logic_error("ringsock: runtime::run called while a run is going on");
-  try {
-    // Before any thread starts, so that every one of them inherits the blocked mask.
-    if (!stop_signals_.empty()) signals_ = std::make_unique<detail::signal_stop>(stop_signals_);
-  } catch (...) {
-    running_.store(false);
-    throw;
-  }
+  // However run() leaves from here (a bad_alloc included), the run ends: the state is reset for
+  // the next one, the caller's signal mask restored, and a waiting destructor released.
+  struct run_end {
+    runtime& rt;
+    ~run_end() {
+      std::lock_guard lock(rt.mutex_);
+      rt.groups_.clear();  // every context is gone: nothing refers to them any more
+      rt.slots_.reset();
+      rt.signals_.reset();  // the signals still pending are taken; the mask is as it was
+      rt.stop_.store(false);
+      rt.running_.store(false);
+      rt.ended_.notify_all();  // under the lock: a destructor waiting for it finds us gone after it
+    }
+  } end{*this};
+  // Before any thread starts, so that every one of them inherits the blocked mask.
+  if (!stop_signals_.empty()) signals_ = std::make_unique<detail::signal_stop>(stop_signals_, threads_);
   {
     std::lock_guard lock(mutex_);
     slots_ = std::make_unique<slot[]>(threads_);
@@ -109,17 +119,15 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
     starting_ = threads_;
   }
   std::vector<std::thread> threads;
-  threads.reserve(threads_);
   try {
+    threads.reserve(threads_);
     for (unsigned i = 0; i < threads_; ++i)
       threads.emplace_back([this, i, &f] { thread_main(i, f); });
   } catch (...) {
-    {
-      std::lock_guard lock(mutex_);  // the threads already started wait for none that will not
-      starting_ -= threads_ - threads.size();
-      started_.notify_all();
-    }
-    fail(std::current_exception());  // and stop at once
+    fail(std::current_exception());  // the threads already started stop at once,
+    std::lock_guard lock(mutex_);    // and wait at the start for none that will not come
+    starting_ -= threads_ - static_cast<unsigned>(threads.size());
+    started_.notify_all();
   }
   for (std::thread& t : threads) t.join();
 
@@ -127,6 +135,8 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
   std::exception_ptr error;
   {
     std::lock_guard lock(mutex_);
+    error = std::exchange(first_error_, nullptr);
+    rep.threads.reserve(threads_);
     for (unsigned i = 0; i < threads_; ++i) {
       thread_report& t = slots_[i].report;
       t.spawned_in = slots_[i].inbox.received;
@@ -153,14 +163,7 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
         rep.threads[i].refused += g->members[i].refused;
       }
     }
-    groups_.clear();  // every context is gone: nothing refers to them any more
-    slots_.reset();
     rep.stop_signal = signals_ ? signals_->received() : 0;
-    signals_.reset();  // the signals still pending are taken; our mask is as it was
-    error = std::exchange(first_error_, nullptr);
-    stop_.store(false);  // the next run() starts afresh
-    running_.store(false);
-    ended_.notify_all();  // under the lock: a destructor waiting for it finds us gone after it
   }
   if (error) std::rethrow_exception(error);
   return rep;
@@ -204,12 +207,23 @@ void runtime::thread_main(unsigned index,
     {
       std::lock_guard lock(mutex_);
       s.ctx = &ctx;
+      s.taking = true;
       if (stop_.load()) ctx.stop();
     }
     if (detail::access::ring_of(ctx).features().msg_ring) detail::spawn_inbox_open(s.inbox, ctx);
-    if (index == 0 && signals_)
-      signals_->arm(detail::access::ring_of(ctx), [](void* rt, int) { static_cast<runtime*>(rt)->stop(); },
-                    this);
+    // However this thread leaves, no sender reaches its context after it is gone.
+    struct inbox_closer {
+      detail::spawn_inbox& in;
+      io_context& ctx;
+      ~inbox_closer() {
+        try {
+          detail::spawn_inbox_close(in, ctx);
+        } catch (...) {
+        }
+      }
+    } closer{s.inbox, ctx};
+    if (signals_)
+      signals_->arm(index, ctx, [](void* rt, int) { static_cast<runtime*>(rt)->stop(); }, this);
     arrive(true);
     try {
       ctx.spawn(f(ctx, index));
@@ -217,8 +231,13 @@ void runtime::thread_main(unsigned index,
     } catch (...) {
       fail(std::current_exception());
     }
+    {
+      std::lock_guard lock(mutex_);
+      s.taking = false;  // its loop ended: spawn_on to it throws from here on
+    }
+    detail::spawn_inbox_close(s.inbox, ctx);  // what was on its way still gets the grace
     s.report.shutdown = ctx.shutdown_gracefully(grace_);
-    drain_messages(index, ctx);
+    drain_hand_offs(index, ctx);
     s.report.stats = ctx.stats();
     {
       std::lock_guard lock(mutex_);
@@ -231,6 +250,7 @@ void runtime::thread_main(unsigned index,
     {
       std::lock_guard lock(mutex_);
       s.ctx = nullptr;
+      s.taking = false;
     }
     fail(std::current_exception());  // before the others go on from the start: they stop at once
     if (!arrived) arrive(false);
@@ -238,9 +258,9 @@ void runtime::thread_main(unsigned index,
   t_runtime = nullptr;
 }
 
-// Tasks and connections still travelling to this thread arrive (connections are closed: its
-// listeners stopped) before its ring goes.
-void runtime::drain_messages(unsigned index, io_context& ctx) {
+// Connections still travelling to this thread arrive (and are closed: its listeners stopped)
+// before its ring goes.
+void runtime::drain_hand_offs(unsigned index, io_context& ctx) {
   std::vector<detail::handoff_group*> groups;
   {
     std::lock_guard lock(mutex_);
@@ -254,7 +274,6 @@ void runtime::drain_messages(unsigned index, io_context& ctx) {
   // alone: it is bounded by grace plus the time the accepting thread needs to reach its flush.
   for (detail::handoff_group* g : groups)
     detail::handoff_drain(g->members[index], ctx, grace_ + std::chrono::seconds(5));
-  detail::spawn_inbox_drain(slots_[index].inbox, ctx, grace_ + std::chrono::seconds(5));
 }
 
 unsigned runtime::index_of(const io_context& ctx) const {
@@ -342,14 +361,13 @@ void runtime::spawn_on(unsigned index, task<void> t) {
   if (!t.valid()) throw std::logic_error("ringsock: runtime::spawn_on of an empty task");
   // From another of our threads: ring to ring. slots_ stays while our threads run.
   if (t_runtime == this && t_context && t_index != index &&
-      detail::access::ring_of(*t_context).features().msg_ring) {
-    if (!detail::spawn_inbox_send(*t_context, slots_[index].inbox, t))
-      throw std::logic_error("ringsock: runtime::spawn_on: thread " + std::to_string(index) +
-                             " is not running");
+      detail::access::ring_of(*t_context).features().msg_ring &&
+      detail::spawn_inbox_send(*t_context, slots_[index].inbox, t))
     return;
-  }
+  // Not open: its loop ended (then the check below throws), or it never opened one (its ring
+  // could not take messages): the mailbox.
   std::lock_guard lock(mutex_);
-  io_context* c = slots_ ? slots_[index].ctx : nullptr;
+  io_context* c = slots_ && slots_[index].taking ? slots_[index].ctx : nullptr;
   if (!c)
     throw std::logic_error("ringsock: runtime::spawn_on: thread " + std::to_string(index) +
                            " is not running");

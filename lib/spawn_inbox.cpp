@@ -53,36 +53,32 @@ void on_wake(operation* op, int, std::uint32_t) noexcept {
 // no more). Then the target's mailbox wakes it; its context lives until in_flight is 0.
 void on_sent(operation* op, int res, std::uint32_t) noexcept {
   if (res >= 0) return;
-  spawn_inbox* in = static_cast<spawn_inbox::sent_op*>(op)->inbox;
-  try {
-    in->ctx->post([in] { deliver(*in); });
-  } catch (...) {  // its mailbox is full too: the tasks wait for the next wake or the drain
-    access::report_exception(*in->ctx, std::current_exception());
-  }
-  in->in_flight.fetch_sub(1, std::memory_order_release);
+  spawn_inbox& in = *static_cast<spawn_inbox::sent_op*>(op)->inbox;
+  access::queue_hook(*in.ctx, &in.hook);
+  in.in_flight.fetch_sub(1, std::memory_order_release);
 }
+
+void on_hook(mail_hook* h) noexcept { deliver(*static_cast<spawn_inbox::hook_op*>(h)->inbox); }
 
 }  // namespace
 
 spawn_inbox::spawn_inbox() noexcept : operation(&on_wake) {}
 spawn_inbox::sent_op::sent_op(spawn_inbox* in) noexcept : operation(&on_sent), inbox(in) {}
+spawn_inbox::hook_op::hook_op(spawn_inbox* in) noexcept : inbox(in) { fn = &on_hook; }
 
 void spawn_inbox_open(spawn_inbox& in, io_context& ctx) noexcept {
   in.ctx = &ctx;
   in.open.store(true, std::memory_order_seq_cst);
 }
 
-bool spawn_inbox_drain(spawn_inbox& in, io_context& ctx, std::chrono::milliseconds limit) {
+void spawn_inbox_close(spawn_inbox& in, io_context& ctx) {
+  if (!in.ctx) return;  // never opened (no MSG_RING)
   in.open.store(false, std::memory_order_seq_cst);
-  bool drained = in.in_flight.load(std::memory_order_seq_cst) == 0 ||
-                 ctx.run_until([&in] { return in.in_flight.load(std::memory_order_acquire) == 0; },
-                               limit);
-  for (spawned_link* l = take_all(in); l;) {
-    spawned_link* next = l->next;
-    l->frame.destroy();  // never started, never linked in a context
-    l = next;
-  }
-  return drained;
+  // Not bounded: a sender holds in_flight only until the kernel posted its wake (submitted at
+  // once) and this loop reaped it, or until it queued the mailbox hook.
+  if (in.in_flight.load(std::memory_order_seq_cst) != 0)
+    ctx.run_until([&in] { return in.in_flight.load(std::memory_order_acquire) == 0; });
+  deliver(in);  // a hook's tasks, if the mailbox has not run it yet
 }
 
 bool spawn_inbox_send(io_context& from, spawn_inbox& to, task<void>& t) noexcept {
@@ -98,7 +94,7 @@ bool spawn_inbox_send(io_context& from, spawn_inbox& to, task<void>& t) noexcept
   do {
     l->next = old;
   } while (!to.head.compare_exchange_weak(old, l, std::memory_order_release, std::memory_order_relaxed));
-  if (old) {  // the wake of the task below it is still to come, and takes this one too
+  if (old) {  // the wake of the task below it is on its way, and takes this one too
     to.in_flight.fetch_sub(1, std::memory_order_release);
     return true;
   }
@@ -106,8 +102,9 @@ bool spawn_inbox_send(io_context& from, spawn_inbox& to, task<void>& t) noexcept
   r.prep_message(access::ring_of(*to.ctx).fd(), reinterpret_cast<std::uintptr_t>(static_cast<operation*>(&to)),
                  0, &to.sent);
   r.expect_cqes();
-  // Outside its loop nobody may enter the sender's ring soon: submit now.
-  if (!access::in_loop(from)) r.flush();
+  // Submitted now, not with the sender's next enter: the tasks that ride on this wake must not
+  // wait for whatever the sender does first (one system call per empty-to-busy inbox).
+  r.flush();
   return true;
 }
 

@@ -1,25 +1,25 @@
 // spawn_on between a runtime's threads: a lock-free inbox per thread, woken over
-// IORING_OP_MSG_RING (no lock, no eventfd write, no system call of its own: the wake goes with
-// the sender's next io_uring_enter), and no allocation: the task's own promise is the node.
+// IORING_OP_MSG_RING (no lock, no eventfd), and no allocation: the task's own promise is the node.
 //
 //   sender thread (its own ring)                target thread
-//   in_flight++, check open  --------------->   (open cleared at its end: nothing more is sent)
+//   in_flight++, check open  --------------->   (open cleared when its loop ends: nothing more)
 //   push the task (CAS, release)
-//   the inbox was empty: MSG_RING(target)  -->  its CQE: take every task (exchange, acquire),
-//     (a non-empty inbox has a wake coming:       spawn them in the order sent, in_flight--
+//   the inbox was empty: MSG_RING(target),  ->  its CQE: take every task (exchange, acquire),
+//     submitted at once                           spawn them in the order sent, in_flight--
+//     (a non-empty inbox has a wake coming:
 //      in_flight-- at once)
-//   the sender's CQE: 0, or -errno: nothing was posted, so the target's mailbox wakes it instead
+//   the sender's CQE: 0, or -errno: nothing was posted, so the target's mailbox wakes it
+//     instead (a hook queued without allocating: it cannot fail), then in_flight--
 //
 // As in the hand-off (handoff.hpp), `in_flight` is raised before `open` is read and `open` is
-// cleared before `in_flight` is waited for, so no wake is in flight when the target's ring goes;
-// what is left in the inbox then (a wake went through the mailbox and found the context gone)
-// is destroyed unrun.
+// cleared before `in_flight` is waited for, so no wake is in flight when the target's ring goes,
+// and nothing is pushed after the target's last look.
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 
+#include "ringsock/detail/mailbox.hpp"
 #include "ringsock/detail/operation.hpp"
 #include "ringsock/task.hpp"
 
@@ -36,7 +36,12 @@ struct spawn_inbox : operation {  // the user_data of the wakes its ring receive
     explicit sent_op(spawn_inbox* in) noexcept;
     spawn_inbox* inbox;
   };
+  struct hook_op : mail_hook {  // the mailbox's wake, when a MSG_RING was refused
+    explicit hook_op(spawn_inbox* in) noexcept;
+    spawn_inbox* inbox;
+  };
   sent_op sent{this};
+  hook_op hook{this};
   io_context* ctx = nullptr;                     // set before `open`
   std::atomic<bool> open{false};
   std::atomic<unsigned> in_flight{0};            // senders between their check and their end
@@ -46,13 +51,13 @@ struct spawn_inbox : operation {  // the user_data of the wakes its ring receive
 
 // The target thread, once its context runs: from now on it is sent tasks.
 void spawn_inbox_open(spawn_inbox& in, io_context& ctx) noexcept;
-// The target thread, before its context goes: nothing more is sent, the loop runs until every
-// wake already sent has arrived (false: `limit` passed first), and what is left is destroyed.
-bool spawn_inbox_drain(spawn_inbox& in, io_context& ctx, std::chrono::milliseconds limit);
+// The target thread, when its loop has ended (again, harmlessly, before its context goes):
+// nothing more is sent, the loop runs until every sender is done with it, and what arrived is
+// spawned (it gets the graceful shutdown's grace; tasks left then are destroyed with the context).
+void spawn_inbox_close(spawn_inbox& in, io_context& ctx);
 
 // Sends `t` from `from` (the calling thread's context, running on it) to `to`'s thread.
-// Returns false, keeping `t`, when `to` is not open. A wake is submitted with `from`'s next
-// enter (at once when `from` is outside its loop).
+// Returns false, keeping `t`, when `to` is not open.
 bool spawn_inbox_send(io_context& from, spawn_inbox& to, task<void>& t) noexcept;
 
 }  // namespace ringsock::detail

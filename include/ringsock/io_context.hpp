@@ -302,6 +302,7 @@ inline void detail::access::retire_core(io_context& c, socket_core* core) noexce
   c.mailbox_.retire_core(core);
 }
 inline void detail::access::queue_cancel(io_context& c, io_request* r) { c.mailbox_.queue_cancel(r); }
+inline void detail::access::queue_hook(io_context& c, mail_hook* h) noexcept { c.mailbox_.queue_hook(h); }
 inline void detail::access::unqueue_cancel(io_context& c, io_request* r) noexcept {
   c.mailbox_.unqueue_cancel(r);
 }

@@ -57,7 +57,8 @@ struct thread_report {
   // took itself), and those it was posted (refused: closed unserved, its listener had stopped).
   // Summed over the threads, handed_out == handed_in.
   std::uint64_t handed_out = 0, kept = 0, handed_in = 0, refused = 0;
-  // Tasks other runtime threads spawned on this one over MSG_RING (spawn_on).
+  // Tasks other runtime threads handed to this one through its inbox (spawn_on; those whose
+  // MSG_RING wake the kernel refused, and came by the mailbox's wake instead, included).
   std::uint64_t spawned_in = 0;
 };
 
@@ -80,9 +81,11 @@ class runtime {
     spread_mode spread = spread_mode::reuse_port;  // how listen() shares a port
     // Signals that stop the run as stop() does (say {SIGINT, SIGTERM}). run() blocks them in its
     // own thread and its threads (they inherit the mask) and takes them through a signalfd that
-    // thread 0's ring polls; after the run the ones still pending are taken and the caller's mask
-    // is restored. Other threads of the process must block them too: the kernel gives a
-    // process-wide signal to a thread that does not, and its default action runs there.
+    // every thread's ring polls; the thread that reads one calls stop() on its next loop turn.
+    // After the run the ones still pending are taken (unless the caller had blocked them itself)
+    // and the caller's mask is restored. Other threads of the process must block them too: the
+    // kernel gives a process-wide signal to a thread that does not, and its default action runs
+    // there. A signal sent to one thread (pthread_kill, raise) is not seen: send it to the process.
     std::vector<int> stop_signals{};
   };
 
@@ -98,10 +101,12 @@ class runtime {
 
   unsigned size() const noexcept { return threads_; }
 
-  // Starts the threads; on each, makes its context and spawns factory(ctx, index) (a callable
-  // returning task<void>, kept alive until run() returns, so a coroutine lambda may use its
-  // captures), then runs the loop until stop() (or until no work is left on every thread); then
-  // shuts each context down gracefully (params::grace), joins, and returns the report.
+  // Starts the threads; on each, makes its context and, once every thread's context is up,
+  // spawns factory(ctx, index) (a callable returning task<void>, kept alive until run() returns,
+  // so a coroutine lambda may use its captures), then runs that thread's loop until stop() or
+  // until that thread has no work left (a thread whose tasks all ended stops early: keep an
+  // io_context::work_guard in its factory to keep it up for spawn_on); then shuts each context
+  // down gracefully (params::grace), joins, and returns the report.
   // An exception escaping the factory, a spawned task (other than a socket_error, which ends only
   // its task, as in io_context::spawn) or a context's construction stops every thread; run() then
   // rethrows the first one, after every thread has shut down and joined. Not reentrant: throws
@@ -134,12 +139,15 @@ class runtime {
   std::uint16_t bound_port(const endpoint& ep) const;
 
   // Runs `t` on thread `index` (a following loop turn of its context). Any thread. From one of
-  // this runtime's threads the task travels as one IORING_OP_MSG_RING message from the caller's
-  // ring to the target's (no lock, no system call of its own: it goes with the caller's next
-  // io_uring_enter); from any other thread, or on a kernel without MSG_RING, through the target
+  // this runtime's threads the task is pushed onto the target's lock-free inbox (its own promise
+  // is the node: nothing is allocated) and, when the inbox was empty, one IORING_OP_MSG_RING
+  // from the caller's ring wakes the target (one io_uring_enter; tasks pushed meanwhile ride on
+  // that wake); from any other thread, or on a kernel without MSG_RING, through the target
   // context's mailbox (post: a mutex and an eventfd write). Every thread's context is up before
-  // any factory runs, so a factory may spawn onto any thread. Throws std::out_of_range for an
-  // index past size(), std::logic_error when that thread is not running (its run has ended).
+  // any factory runs, so a factory may spawn onto any thread. A task that arrives while its
+  // thread shuts down gets the rest of the grace; one still unfinished then is destroyed with the
+  // context, as any spawned task. Throws std::out_of_range for an index past size(),
+  // std::logic_error when that thread's loop is not running (not started, or ended).
   void spawn_on(unsigned index, task<void> t);
 
   // The context of the calling thread when it is one of a runtime's threads (null otherwise),
@@ -151,7 +159,7 @@ class runtime {
   struct slot;
   socket listen_hand_off(io_context& ctx, const endpoint& ep, int backlog);
   unsigned index_of(const io_context& ctx) const;  // under mutex_
-  void drain_messages(unsigned index, io_context& ctx);
+  void drain_hand_offs(unsigned index, io_context& ctx);
   runtime_report run_threads(std::function<task<void>(io_context&, unsigned)>& f);
   void thread_main(unsigned index, std::function<task<void>(io_context&, unsigned)>& f) noexcept;
   void fail(std::exception_ptr e) noexcept;

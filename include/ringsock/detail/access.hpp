@@ -25,6 +25,7 @@ struct drain_hook;
 struct io_request;
 struct socket_core;
 struct spawned_link;
+struct mail_hook;
 
 struct access {
   // ---- task (defined in task.hpp) ----
@@ -65,6 +66,7 @@ struct access {
   static void retire_core(io_context& c, socket_core* core) noexcept;
   // A stop requested on another thread: the loop cancels r on its own thread.
   static void queue_cancel(io_context& c, io_request* r);
+  static void queue_hook(io_context& c, mail_hook* h) noexcept;  // any thread
   static void unqueue_cancel(io_context& c, io_request* r) noexcept;
   static void link_task(io_context& c, spawned_link& l) noexcept;
   static void unlink_task(io_context& c, spawned_link& l) noexcept;

@@ -18,6 +18,14 @@ namespace ringsock::detail {
 
 class ring;
 
+// A call the loop makes once on its thread, queued from any thread without allocating (so the
+// queueing cannot fail): the fallback wake of runtime::spawn_on's inbox.
+struct mail_hook {
+  void (*fn)(mail_hook*) noexcept = nullptr;
+  mail_hook* next = nullptr;  // (mailbox mutex)
+  bool queued = false;        // (mailbox mutex)
+};
+
 class mailbox {
  public:
   // Throws socket_error when the eventfd cannot be made.
@@ -37,6 +45,9 @@ class mailbox {
   void unqueue_cancel(io_request* r) noexcept;
   // A socket core released on another thread: the loop frees it (take_retired).
   void retire_core(socket_core* c) noexcept;
+  // h->fn(h) runs on the loop's thread at its next mail (once, however often it is queued
+  // meanwhile). h must outlive the context or its call.
+  void queue_hook(mail_hook* h) noexcept;
 
   // ---- the loop's thread ----
   bool has_mail() const noexcept { return has_mail_.load(std::memory_order_acquire); }
@@ -70,6 +81,7 @@ class mailbox {
   std::mutex mutex_;
   std::vector<std::function<void()>> posted_;  // under mutex_
   io_request* cancels_ = nullptr;              // under mutex_
+  mail_hook* hooks_ = nullptr;                 // under mutex_
   socket_core* retired_ = nullptr;             // under mutex_
   std::size_t max_posted_;
   // Taken from posted_ by the loop; one head shared by nested loops, so each item runs once.
