@@ -5,6 +5,7 @@
 
 #include "ringsock/compat/exceptions.hpp"
 #include "ringsock/compat/socket.hpp"
+#include "wrap_endpoint.hpp"
 
 namespace ringsock::compat {
 
@@ -75,5 +76,7 @@ void SocketAsyncEventArgs::RemoteEndPoint(std::shared_ptr<EndPoint> ep) {
   check_idle();
   remote_ = std::move(ep);
 }
+
+void SocketAsyncEventArgs::RemoteEndPoint(const EndPoint& ep) { RemoteEndPoint(wrap(ep.native())); }
 
 }  // namespace ringsock::compat

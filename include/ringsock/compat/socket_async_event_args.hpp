@@ -60,7 +60,8 @@ class SocketAsyncEventArgs {
   // .NET: SocketAsyncEventArgs.RemoteEndPoint (get/set; nullptr when not set)
   const std::shared_ptr<EndPoint>& RemoteEndPoint() const noexcept { return remote_; }
   void RemoteEndPoint(std::shared_ptr<EndPoint> ep);
-  void RemoteEndPoint(const EndPoint& ep) { RemoteEndPoint(std::make_shared<EndPoint>(ep)); }
+  // A copy of ep that keeps what it is (an IPEndPoint stays one: dynamic_pointer_cast works).
+  void RemoteEndPoint(const EndPoint& ep);
   // .NET: SocketAsyncEventArgs.SocketError (get/set)
   compat::SocketError SocketError() const noexcept { return error_; }
   void SocketError(compat::SocketError e) noexcept { error_ = e; }

@@ -1,0 +1,202 @@
+// The .NET side of the differential compat tests: each scenario prints a trace of what a caller
+// can observe (which calls completed synchronously, SocketError values, BytesTransferred,
+// exception types in order, what the peer saw). tests/dotnet/trace_port.cpp is its port to
+// ringsock::compat, written by the README's mechanical edit, and must print the same lines.
+using System;
+using System.Collections.Generic;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+
+static class Trace {
+  static void T(string line) { Console.WriteLine(line); }
+
+  static string Ex(Exception e) {
+    string param = e is ArgumentException a && a.ParamName != null ? a.ParamName : "-";
+    return "type=" + e.GetType().Name + " param=" + param;
+  }
+
+  static Socket Listener() {
+    var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+    l.Listen(16);
+    return l;
+  }
+
+  // A blocking peer (the other end the scenario talks to).
+  static Socket Peer(Socket listener) {
+    var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    c.Connect(listener.LocalEndPoint);
+    return c;
+  }
+
+  static Socket AcceptOne(Socket listener) {
+    var e = new SocketAsyncEventArgs();
+    var done = new ManualResetEventSlim();
+    e.Completed += (s, a) => done.Set();
+    if (listener.AcceptAsync(e)) done.Wait();
+    return e.AcceptSocket;
+  }
+
+  // The seed's AcceptAsync loop: a pending first accept, then connections already queued
+  // complete synchronously, each into a new AcceptSocket.
+  static void AcceptLoop() {
+    Socket l = Listener();
+    var e = new SocketAsyncEventArgs();
+    var done = new ManualResetEventSlim();
+    e.Completed += (s, a) => done.Set();
+    bool pending = l.AcceptAsync(e);
+    T("accept 1 pending=" + pending);
+    Socket c1 = Peer(l);
+    if (pending) done.Wait();
+    T("accept 1 error=" + (int)e.SocketError + " connected=" + e.AcceptSocket.Connected +
+      " op=" + e.LastOperation);
+    Socket s1 = e.AcceptSocket;
+    Socket c2 = Peer(l), c3 = Peer(l);
+    Thread.Sleep(300);
+    var accepted = new List<Socket> { s1 };
+    for (int i = 2; i <= 3; ++i) {
+      done.Reset();
+      e.AcceptSocket = null;
+      pending = l.AcceptAsync(e);
+      T("accept " + i + " pending=" + pending);
+      if (pending) done.Wait();
+      T("accept " + i + " error=" + (int)e.SocketError + " connected=" + e.AcceptSocket.Connected +
+        " new=" + !accepted.Contains(e.AcceptSocket));
+      accepted.Add(e.AcceptSocket);
+    }
+    c1.Send(Encoding.ASCII.GetBytes("hello"));
+    var r = new SocketAsyncEventArgs();
+    var rdone = new ManualResetEventSlim();
+    r.Completed += (s, a) => rdone.Set();
+    r.SetBuffer(new byte[16], 0, 16);
+    Thread.Sleep(100);
+    pending = s1.ReceiveAsync(r);
+    if (pending) rdone.Wait();
+    T("receive error=" + (int)r.SocketError + " bytes=" + r.BytesTransferred + " data=" +
+      Encoding.ASCII.GetString(r.Buffer, r.Offset, r.BytesTransferred));
+    foreach (var s in accepted) s.Dispose();
+    c1.Dispose(); c2.Dispose(); c3.Dispose();
+    l.Dispose();
+  }
+
+  // AcceptAsync's checks and their order.
+  static void AcceptValidation() {
+    Socket l = Listener();
+    try { l.AcceptAsync((SocketAsyncEventArgs)null); T("null: no exception"); } catch (Exception x) { T("null: " + Ex(x)); }
+    var withList = new SocketAsyncEventArgs();
+    withList.BufferList = new List<ArraySegment<byte>> { new ArraySegment<byte>(new byte[8]) };
+    try { l.AcceptAsync(withList); T("bufferlist: no exception"); } catch (Exception x) { T("bufferlist: " + Ex(x)); }
+    var bound = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    bound.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+    try { bound.AcceptAsync(new SocketAsyncEventArgs()); T("not listening: no exception"); } catch (Exception x) { T("not listening: " + Ex(x)); }
+    var busy = new SocketAsyncEventArgs();
+    T("busy first pending=" + l.AcceptAsync(busy));
+    try { l.AcceptAsync(busy); T("busy again: no exception"); } catch (Exception x) { T("busy again: " + Ex(x)); }
+    Socket d = Listener();
+    d.Dispose();
+    try { d.AcceptAsync(new SocketAsyncEventArgs()); T("disposed: no exception"); } catch (Exception x) { T("disposed: " + Ex(x)); }
+    var done = new ManualResetEventSlim();
+    busy.Completed += (s, a) => done.Set();
+    l.Dispose();
+    done.Wait();
+    T("busy after dispose error=" + (int)busy.SocketError);
+    bound.Dispose();
+  }
+
+  // Two receives pending on one socket complete in the order they were started.
+  static void ReceiveConcurrent() {
+    Socket l = Listener();
+    Socket c = Peer(l);
+    Socket s = AcceptOne(l);
+    var order = new List<string>();
+    var all = new CountdownEvent(2);
+    var e1 = new SocketAsyncEventArgs();
+    var e2 = new SocketAsyncEventArgs();
+    e1.SetBuffer(new byte[3], 0, 3);
+    e2.SetBuffer(new byte[3], 0, 3);
+    e1.UserToken = "e1";
+    e2.UserToken = "e2";
+    EventHandler<SocketAsyncEventArgs> h = (o, a) => {
+      lock (order) order.Add(a.UserToken + " error=" + (int)a.SocketError + " bytes=" + a.BytesTransferred +
+                             " data=" + Encoding.ASCII.GetString(a.Buffer, 0, a.BytesTransferred));
+      all.Signal();
+    };
+    e1.Completed += h;
+    e2.Completed += h;
+    T("e1 pending=" + s.ReceiveAsync(e1));
+    T("e2 pending=" + s.ReceiveAsync(e2));
+    c.Send(Encoding.ASCII.GetBytes("abcdef"));
+    all.Wait();
+    foreach (var line in order) T(line);
+    s.Dispose(); c.Dispose(); l.Dispose();
+  }
+
+  // UDP: SendToAsync to a bound peer, ReceiveFromAsync says who sent it.
+  static void Udp() {
+    var a = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+    var b = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+    a.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+    b.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+    var r = new SocketAsyncEventArgs();
+    var rdone = new ManualResetEventSlim();
+    r.Completed += (s, x) => rdone.Set();
+    r.SetBuffer(new byte[16], 0, 16);
+    r.RemoteEndPoint = new IPEndPoint(IPAddress.Any, 0);
+    T("receivefrom pending=" + b.ReceiveFromAsync(r));
+    var e = new SocketAsyncEventArgs();
+    var sdone = new ManualResetEventSlim();
+    e.Completed += (s, x) => sdone.Set();
+    e.SetBuffer(Encoding.ASCII.GetBytes("ping"), 0, 4);
+    e.RemoteEndPoint = b.LocalEndPoint;
+    bool sp = a.SendToAsync(e);
+    if (sp) sdone.Wait();
+    T("sendto error=" + (int)e.SocketError + " bytes=" + e.BytesTransferred);
+    rdone.Wait();
+    var from = (IPEndPoint)r.RemoteEndPoint;
+    T("receivefrom error=" + (int)r.SocketError + " bytes=" + r.BytesTransferred + " data=" +
+      Encoding.ASCII.GetString(r.Buffer, 0, r.BytesTransferred) + " from_sender=" +
+      (from.Port == ((IPEndPoint)a.LocalEndPoint).Port));
+    a.Dispose(); b.Dispose();
+  }
+
+  // Dispose with a receive pending: it completes with OperationAborted; the peer sees a reset.
+  static void DisposePending() {
+    Socket l = Listener();
+    Socket c = Peer(l);
+    Socket s = AcceptOne(l);
+    var e = new SocketAsyncEventArgs();
+    var done = new ManualResetEventSlim();
+    e.Completed += (o, a) => done.Set();
+    e.SetBuffer(new byte[16], 0, 16);
+    T("receive pending=" + s.ReceiveAsync(e));
+    s.Dispose();
+    done.Wait();
+    T("receive error=" + (int)e.SocketError + " bytes=" + e.BytesTransferred);
+    var buf = new byte[16];
+    try {
+      int n = c.Receive(buf);
+      T("peer: " + (n == 0 ? "end of stream" : "data"));
+    } catch (SocketException x) {
+      T("peer: " + x.SocketErrorCode);
+    }
+    c.Dispose(); l.Dispose();
+  }
+
+  static int Main(string[] args) {
+    var scenarios = new Dictionary<string, Action> {
+      ["accept_loop"] = AcceptLoop,
+      ["accept_validation"] = AcceptValidation,
+      ["receive_concurrent"] = ReceiveConcurrent,
+      ["udp"] = Udp,
+      ["dispose_pending"] = DisposePending,
+    };
+    if (args.Length != 1 || !scenarios.ContainsKey(args[0])) {
+      Console.Error.WriteLine("usage: Trace " + string.Join("|", scenarios.Keys));
+      return 2;
+    }
+    scenarios[args[0]]();
+    return 0;
+  }
+}
