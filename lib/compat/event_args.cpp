@@ -47,6 +47,15 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
       return false;
     }
   }
+  // .NET makes the system call at once, and on a stream socket that is not connected it fails
+  // at once (recv: ENOTCONN, send: EPIPE): such a receive or send completes synchronously.
+  if ((receive || send) && type_ == compat::SocketType::Stream && !connected_) {
+    e.connect_send_ = SocketAsyncEventArgs::connect_send::none;
+    e.last_op_ = op;
+    e.bytes_ = 0;
+    e.error_ = receive ? SocketError::NotConnected : SocketError::Shutdown;
+    return false;
+  }
   e.args_.set_message_flags(flags);
   // Only ConnectAsync (which set it just before) carries a send stage.
   if (op != SocketAsyncOperation::Connect) e.connect_send_ = SocketAsyncEventArgs::connect_send::none;

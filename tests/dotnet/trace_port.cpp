@@ -254,6 +254,92 @@ void DisposePending() {
   l->Dispose();
 }
 
+void AcceptBuffer() {
+  auto l = Listener();
+  SocketAsyncEventArgs e;
+  bool done = false;
+  e.Completed += [&done](Socket&, SocketAsyncEventArgs&) { done = true; };
+  std::vector<std::byte> buf(256);
+  e.SetBuffer(buf, 0, 256);
+  bool pending = false;
+  try {
+    pending = l->AcceptAsync(e);
+    T("accept with buffer pending=" + B(pending));
+  } catch (const std::exception& x) {
+    T("accept with buffer: " + Ex(x));
+  }
+  l->Dispose();
+  if (pending) Wait(done);  // e must not go while in use (C#'s collector keeps it)
+}
+
+int chained = 0;
+void Listen_Callback(std::shared_ptr<IAsyncResult> ar) {
+  auto s = std::any_cast<std::shared_ptr<Socket>>(ar->AsyncState());
+  auto s2 = s->EndAccept(ar);
+  T("callback connected=" + B(s2->Connected()) + " sync=" + B(ar->CompletedSynchronously()));
+  s2->Dispose();
+  if (++chained < 2) s->BeginAccept(&Listen_Callback, s);
+}
+
+void BeginAcceptChain() {
+  auto l = Listener();
+  auto r = l->BeginAccept(&Listen_Callback, l);
+  T("begin sync=" + B(r->CompletedSynchronously()));
+  const int c1 = Peer(l);
+  g_ctx->run_until([] { return chained >= 1; }, 5s);
+  Sleep(50ms);
+  const int c2 = Peer(l);
+  g_ctx->run_until([] { return chained >= 2; }, 5s);
+  T("accepted " + std::to_string(chained));
+  ::close(c1), ::close(c2);
+  l->Dispose();
+}
+
+void OpValidation() {
+  auto s = std::make_shared<Socket>(*g_ctx, AddressFamily::InterNetwork, SocketType::Stream, ProtocolType::Tcp);
+  auto null_e = static_cast<SocketAsyncEventArgs*>(nullptr);
+  try { s->ReceiveAsync(null_e); T("receive null: no exception"); } catch (const std::exception& x) { T("receive null: " + Ex(x)); }
+  try { s->SendAsync(null_e); T("send null: no exception"); } catch (const std::exception& x) { T("send null: " + Ex(x)); }
+  try { s->ConnectAsync(null_e); T("connect null: no exception"); } catch (const std::exception& x) { T("connect null: " + Ex(x)); }
+  SocketAsyncEventArgs noRemote;
+  try { s->ConnectAsync(noRemote); T("connect no remote: no exception"); } catch (const std::exception& x) { T("connect no remote: " + Ex(x)); }
+  SocketAsyncEventArgs withList;
+  withList.RemoteEndPoint(IPEndPoint(IPAddress::Loopback, 9));
+  std::vector<std::byte> eight(8);
+  withList.BufferList(std::vector<std::span<std::byte>>{eight});
+  try { s->ConnectAsync(withList); T("connect bufferlist: no exception"); } catch (const std::exception& x) { T("connect bufferlist: " + Ex(x)); }
+  SocketAsyncEventArgs r;
+  bool done = false;
+  r.Completed += [&done](Socket&, SocketAsyncEventArgs&) { done = true; };
+  std::vector<std::byte> rb(8);
+  r.SetBuffer(rb, 0, 8);
+  try {
+    const bool p = s->ReceiveAsync(r);
+    if (p) Wait(done);
+    T("receive not connected pending=" + B(p) + " error=" + I(r.SocketError()));
+  } catch (const std::exception& x) {
+    T("receive not connected: " + Ex(x));
+  }
+  SocketAsyncEventArgs w;
+  bool wdone = false;
+  w.Completed += [&wdone](Socket&, SocketAsyncEventArgs&) { wdone = true; };
+  std::vector<std::byte> wb(8);
+  w.SetBuffer(wb, 0, 8);
+  try {
+    const bool p = s->SendAsync(w);
+    if (p) Wait(wdone);
+    T("send not connected pending=" + B(p) + " error=" + I(w.SocketError()));
+  } catch (const std::exception& x) {
+    T("send not connected: " + Ex(x));
+  }
+  s->Dispose();
+  try { SocketAsyncEventArgs f; s->ReceiveAsync(f); T("receive disposed: no exception"); } catch (const std::exception& x) { T("receive disposed: " + Ex(x)); }
+  try { SocketAsyncEventArgs f; s->SendAsync(f); T("send disposed: no exception"); } catch (const std::exception& x) { T("send disposed: " + Ex(x)); }
+  SocketAsyncEventArgs e;
+  e.RemoteEndPoint(IPEndPoint(IPAddress::Loopback, 9));
+  try { s->ConnectAsync(e); T("connect disposed: no exception"); } catch (const std::exception& x) { T("connect disposed: " + Ex(x)); }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -263,9 +349,12 @@ int main(int argc, char** argv) {
       {"receive_concurrent", ReceiveConcurrent},
       {"udp", Udp},
       {"dispose_pending", DisposePending},
+      {"accept_buffer", AcceptBuffer},
+      {"begin_accept_chain", BeginAcceptChain},
+      {"op_validation", OpValidation},
   };
   if (argc != 2 || !scenarios.count(argv[1])) {
-    std::fprintf(stderr, "usage: compat_trace accept_loop|accept_validation|receive_concurrent|udp|dispose_pending\n");
+    std::fprintf(stderr, "usage: compat_trace <scenario> (see tests/dotnet/difftest.py)\n");
     return 2;
   }
   ringsock::io_context ctx;

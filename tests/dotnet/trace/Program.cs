@@ -184,6 +184,86 @@ static class Trace {
     c.Dispose(); l.Dispose();
   }
 
+  // Accept with a receive buffer: Linux .NET refuses it; ringsock accepts (a documented difference).
+  static void AcceptBuffer() {
+    Socket l = Listener();
+    var e = new SocketAsyncEventArgs();
+    e.SetBuffer(new byte[256], 0, 256);
+    try {
+      T("accept with buffer pending=" + l.AcceptAsync(e));
+    } catch (Exception x) {
+      T("accept with buffer: " + Ex(x));
+    }
+    l.Dispose();
+  }
+
+  // The seed's BeginAccept / EndAccept / Listen_Callback chain: the callback ends the accept and
+  // begins the next one.
+  static int chained;
+  static void Listen_Callback(IAsyncResult ar) {
+    Socket s = (Socket)ar.AsyncState;
+    Socket s2 = s.EndAccept(ar);
+    T("callback connected=" + s2.Connected + " sync=" + ar.CompletedSynchronously);
+    s2.Dispose();
+    if (Interlocked.Increment(ref chained) < 2) s.BeginAccept(new AsyncCallback(Listen_Callback), s);
+  }
+
+  static void BeginAcceptChain() {
+    Socket l = Listener();
+    IAsyncResult r = l.BeginAccept(new AsyncCallback(Listen_Callback), l);
+    T("begin sync=" + r.CompletedSynchronously);
+    Socket c1 = Peer(l);
+    SpinWait.SpinUntil(() => Volatile.Read(ref chained) >= 1, 5000);
+    Thread.Sleep(50);
+    Socket c2 = Peer(l);
+    SpinWait.SpinUntil(() => Volatile.Read(ref chained) >= 2, 5000);
+    T("accepted " + Volatile.Read(ref chained));
+    c1.Dispose(); c2.Dispose(); l.Dispose();
+  }
+
+  // ReceiveAsync's, SendAsync's and ConnectAsync's checks, and a receive on a socket that is not
+  // connected.
+  static void OpValidation() {
+    var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    try { s.ReceiveAsync((SocketAsyncEventArgs)null); T("receive null: no exception"); } catch (Exception x) { T("receive null: " + Ex(x)); }
+    try { s.SendAsync((SocketAsyncEventArgs)null); T("send null: no exception"); } catch (Exception x) { T("send null: " + Ex(x)); }
+    try { s.ConnectAsync((SocketAsyncEventArgs)null); T("connect null: no exception"); } catch (Exception x) { T("connect null: " + Ex(x)); }
+    var noRemote = new SocketAsyncEventArgs();
+    try { s.ConnectAsync(noRemote); T("connect no remote: no exception"); } catch (Exception x) { T("connect no remote: " + Ex(x)); }
+    var withList = new SocketAsyncEventArgs();
+    withList.RemoteEndPoint = new IPEndPoint(IPAddress.Loopback, 9);
+    withList.BufferList = new List<ArraySegment<byte>> { new ArraySegment<byte>(new byte[8]) };
+    try { s.ConnectAsync(withList); T("connect bufferlist: no exception"); } catch (Exception x) { T("connect bufferlist: " + Ex(x)); }
+    var r = new SocketAsyncEventArgs();
+    var done = new ManualResetEventSlim();
+    r.Completed += (o, a) => done.Set();
+    r.SetBuffer(new byte[8], 0, 8);
+    try {
+      bool p = s.ReceiveAsync(r);
+      if (p) done.Wait();
+      T("receive not connected pending=" + p + " error=" + (int)r.SocketError);
+    } catch (Exception x) {
+      T("receive not connected: " + Ex(x));
+    }
+    var w = new SocketAsyncEventArgs();
+    var wdone = new ManualResetEventSlim();
+    w.Completed += (o, a) => wdone.Set();
+    w.SetBuffer(new byte[8], 0, 8);
+    try {
+      bool p = s.SendAsync(w);
+      if (p) wdone.Wait();
+      T("send not connected pending=" + p + " error=" + (int)w.SocketError);
+    } catch (Exception x) {
+      T("send not connected: " + Ex(x));
+    }
+    s.Dispose();
+    try { s.ReceiveAsync(new SocketAsyncEventArgs()); T("receive disposed: no exception"); } catch (Exception x) { T("receive disposed: " + Ex(x)); }
+    try { s.SendAsync(new SocketAsyncEventArgs()); T("send disposed: no exception"); } catch (Exception x) { T("send disposed: " + Ex(x)); }
+    var e = new SocketAsyncEventArgs();
+    e.RemoteEndPoint = new IPEndPoint(IPAddress.Loopback, 9);
+    try { s.ConnectAsync(e); T("connect disposed: no exception"); } catch (Exception x) { T("connect disposed: " + Ex(x)); }
+  }
+
   static int Main(string[] args) {
     var scenarios = new Dictionary<string, Action> {
       ["accept_loop"] = AcceptLoop,
@@ -191,6 +271,9 @@ static class Trace {
       ["receive_concurrent"] = ReceiveConcurrent,
       ["udp"] = Udp,
       ["dispose_pending"] = DisposePending,
+      ["accept_buffer"] = AcceptBuffer,
+      ["begin_accept_chain"] = BeginAcceptChain,
+      ["op_validation"] = OpValidation,
     };
     if (args.Length != 1 || !scenarios.ContainsKey(args[0])) {
       Console.Error.WriteLine("usage: Trace " + string.Join("|", scenarios.Keys));
