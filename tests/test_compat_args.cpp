@@ -345,4 +345,45 @@ TEST_SUITE("compat event args") {
   }
 }
 
+  TEST_CASE("ReceiveAsync/SendAsync on a stream socket that is not connected complete synchronously "
+            "(NotConnected / Shutdown, as .NET's immediate call); one connected through Handle() works") {
+    ringsock::io_context ctx;
+    auto s = std::make_shared<Socket>(ctx, AddressFamily::InterNetwork, SocketType::Stream, ProtocolType::Tcp);
+    std::array<std::byte, 8> buf{};
+    SocketAsyncEventArgs r, w;
+    r.SetBuffer(buf, 0, 8);
+    w.SetBuffer(buf, 0, 8);
+    CHECK_FALSE(s->ReceiveAsync(r));
+    CHECK(r.SocketError() == SocketError::NotConnected);
+    CHECK(r.LastOperation() == SocketAsyncOperation::Receive);
+    CHECK_FALSE(s->SendAsync(w));
+    CHECK(w.SocketError() == SocketError::Shutdown);
+    // Connected behind the object's back: the kernel, not the flag, decides.
+    auto l = listener(ctx);
+    const ringsock::endpoint ep = endpoint_of(l);
+    REQUIRE(::connect(s->Handle(), ep.data(), ep.size()) == 0);
+    SocketAsyncEventArgs a;
+    bool accepted = false;
+    a.Completed += [&accepted](Socket&, SocketAsyncEventArgs&) { accepted = true; };
+    if (!l->AcceptAsync(a)) accepted = true;
+    REQUIRE(drive(ctx, [&] { return accepted; }));
+    auto server = a.AcceptSocket();
+    bool done = false;
+    r.Completed += [&done](Socket&, SocketAsyncEventArgs&) { done = true; };
+    CHECK(s->ReceiveAsync(r));  // nothing sent yet: pending
+    SocketAsyncEventArgs out;
+    std::array<std::byte, 3> hi{std::byte{'h'}, std::byte{'i'}, std::byte{'!'}};
+    out.SetBuffer(hi, 0, 3);
+    bool sent = false;
+    out.Completed += [&sent](Socket&, SocketAsyncEventArgs&) { sent = true; };
+    if (!server->SendAsync(out)) sent = true;
+    REQUIRE(drive(ctx, [&] { return done && sent; }));
+    CHECK(r.SocketError() == SocketError::Success);
+    CHECK(r.BytesTransferred() == 3);
+    s->Dispose();
+    server->Dispose();
+    l->Dispose();
+    settle(ctx);
+  }
+
 }  // namespace ctest

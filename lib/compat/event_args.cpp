@@ -1,5 +1,7 @@
 // The event-args pattern (XAsync(SocketAsyncEventArgs&)): each starts the same core operation as
 // the coroutine args form, and its completion raises Completed (see tests/COMPAT_BEHAVIOURS.md).
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <utility>
 
@@ -47,14 +49,22 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
       return false;
     }
   }
-  // .NET makes the system call at once, and on a stream socket that is not connected it fails
-  // at once (recv: ENOTCONN, send: EPIPE): such a receive or send completes synchronously.
+  // .NET makes the system call at once: on a stream socket this object does not know connected
+  // (never connected, connected behind its back through the handle, or still connecting) the
+  // kernel says what that call would meet, with a non-blocking probe that moves no byte; a hard
+  // error (TCP: ENOTCONN / EPIPE; Unix: EINVAL / ENOTCONN) completes synchronously, as there.
   if ((receive || send) && type_ == compat::SocketType::Stream && !connected_) {
-    e.connect_send_ = SocketAsyncEventArgs::connect_send::none;
-    e.last_op_ = op;
-    e.bytes_ = 0;
-    e.error_ = receive ? SocketError::NotConnected : SocketError::Shutdown;
-    return false;
+    char peek;
+    const int fd = sock_.native_handle();
+    const ssize_t r = receive ? ::recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT)
+                              : ::send(fd, nullptr, 0, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      e.connect_send_ = SocketAsyncEventArgs::connect_send::none;
+      e.last_op_ = op;
+      e.bytes_ = 0;
+      e.error_ = ToSocketError(errno);
+      return false;
+    }
   }
   e.args_.set_message_flags(flags);
   // Only ConnectAsync (which set it just before) carries a send stage.

@@ -41,7 +41,8 @@ std::string Ex(const std::exception& x) {
   if (dynamic_cast<const ObjectDisposedException*>(&x)) return with("ObjectDisposedException", "");
   if (dynamic_cast<const InvalidOperationException*>(&x)) return with("InvalidOperationException", "");
   if (dynamic_cast<const NotSupportedException*>(&x)) return with("NotSupportedException", "");
-  if (dynamic_cast<const SocketException*>(&x)) return with("SocketException", "");
+  if (auto* se = dynamic_cast<const SocketException*>(&x))
+    return with("SocketException", "") + " code=" + I(se->SocketErrorCode());
   return with("other", "");
 }
 
@@ -174,7 +175,7 @@ void ReceiveConcurrent() {
   auto l = Listener();
   const int c = Peer(l);
   auto s = AcceptOne(l);
-  std::vector<std::string> order;
+  std::map<std::string, std::string> got;  // printed e1 then e2, as the C# side does
   int left = 2;
   SocketAsyncEventArgs e1, e2;
   std::vector<std::byte> b1(3), b2(3);
@@ -183,8 +184,9 @@ void ReceiveConcurrent() {
   e1.UserToken(std::string("e1"));
   e2.UserToken(std::string("e2"));
   auto h = [&](Socket&, SocketAsyncEventArgs& a) {
-    order.push_back(std::any_cast<std::string>(a.UserToken()) + " error=" + I(a.SocketError()) +
-                    " bytes=" + std::to_string(a.BytesTransferred()) + " data=" + Ascii(a));
+    const std::string token = std::any_cast<std::string>(a.UserToken());
+    got[token] = token + " error=" + I(a.SocketError()) + " bytes=" +
+                 std::to_string(a.BytesTransferred()) + " data=" + Ascii(a);
     --left;
   };
   e1.Completed += h;
@@ -193,7 +195,8 @@ void ReceiveConcurrent() {
   T("e2 pending=" + B(s->ReceiveAsync(e2)));
   ::send(c, "abcdef", 6, MSG_NOSIGNAL);
   g_ctx->run_until([&left] { return left == 0; });
-  for (auto& line : order) T(line);
+  T(got["e1"]);
+  T(got["e2"]);
   s->Dispose();
   ::close(c);
   l->Dispose();
@@ -278,7 +281,9 @@ void Listen_Callback(std::shared_ptr<IAsyncResult> ar) {
   auto s2 = s->EndAccept(ar);
   T("callback connected=" + B(s2->Connected()) + " sync=" + B(ar->CompletedSynchronously()));
   s2->Dispose();
-  if (++chained < 2) s->BeginAccept(&Listen_Callback, s);
+  // Counted after the next accept is begun: the main flow connects the next client only then.
+  if (chained < 1) s->BeginAccept(&Listen_Callback, s);
+  ++chained;
 }
 
 void BeginAcceptChain() {

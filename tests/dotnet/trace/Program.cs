@@ -14,7 +14,8 @@ static class Trace {
 
   static string Ex(Exception e) {
     string param = e is ArgumentException a && a.ParamName != null ? a.ParamName : "-";
-    return "type=" + e.GetType().Name + " param=" + param;
+    string code = e is SocketException se ? " code=" + (int)se.SocketErrorCode : "";
+    return "type=" + e.GetType().Name + " param=" + param + code;
   }
 
   static Socket Listener() {
@@ -110,7 +111,7 @@ static class Trace {
     Socket l = Listener();
     Socket c = Peer(l);
     Socket s = AcceptOne(l);
-    var order = new List<string>();
+    var got = new Dictionary<string, string>();  // printed e1 then e2: the pool may run them in either order
     var all = new CountdownEvent(2);
     var e1 = new SocketAsyncEventArgs();
     var e2 = new SocketAsyncEventArgs();
@@ -119,8 +120,9 @@ static class Trace {
     e1.UserToken = "e1";
     e2.UserToken = "e2";
     EventHandler<SocketAsyncEventArgs> h = (o, a) => {
-      lock (order) order.Add(a.UserToken + " error=" + (int)a.SocketError + " bytes=" + a.BytesTransferred +
-                             " data=" + Encoding.ASCII.GetString(a.Buffer, 0, a.BytesTransferred));
+      lock (got) got[(string)a.UserToken] = a.UserToken + " error=" + (int)a.SocketError + " bytes=" +
+                                            a.BytesTransferred + " data=" +
+                                            Encoding.ASCII.GetString(a.Buffer, 0, a.BytesTransferred);
       all.Signal();
     };
     e1.Completed += h;
@@ -129,7 +131,8 @@ static class Trace {
     T("e2 pending=" + s.ReceiveAsync(e2));
     c.Send(Encoding.ASCII.GetBytes("abcdef"));
     all.Wait();
-    foreach (var line in order) T(line);
+    T(got["e1"]);
+    T(got["e2"]);
     s.Dispose(); c.Dispose(); l.Dispose();
   }
 
@@ -205,7 +208,9 @@ static class Trace {
     Socket s2 = s.EndAccept(ar);
     T("callback connected=" + s2.Connected + " sync=" + ar.CompletedSynchronously);
     s2.Dispose();
-    if (Interlocked.Increment(ref chained) < 2) s.BeginAccept(new AsyncCallback(Listen_Callback), s);
+    // Counted after the next accept is begun: the main flow connects the next client only then.
+    if (Volatile.Read(ref chained) < 1) s.BeginAccept(new AsyncCallback(Listen_Callback), s);
+    Interlocked.Increment(ref chained);
   }
 
   static void BeginAcceptChain() {
