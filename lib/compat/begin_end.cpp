@@ -149,6 +149,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginReceive(std::span<std::byte> buffer, 
   auto r = std::make_shared<AsyncResult>(*this, SocketAsyncOperation::Receive, std::move(callback),
                                          std::move(state));
   if (flags < 0) return complete_apm_now(r, SocketError::OperationNotSupported, EOPNOTSUPP);
+  if (const int err = fails_at_once(true)) return complete_apm_now(r, ToSocketError(err), err);
   r->args_.set_buffer(buffer.subspan(static_cast<std::size_t>(offset), static_cast<std::size_t>(size)));
   r->args_.set_message_flags(flags);
   // A zero-byte receive completes (0 bytes) once data is there, taking none of it.
@@ -170,6 +171,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginSend(std::span<const std::byte> buffe
                                          std::move(state));
   // The core's args take a mutable span; a send only reads it.
   if (flags < 0) return complete_apm_now(r, SocketError::OperationNotSupported, EOPNOTSUPP);
+  if (const int err = fails_at_once(false)) return complete_apm_now(r, ToSocketError(err), err);
   r->args_.set_buffer({const_cast<std::byte*>(buffer.data()) + offset, static_cast<std::size_t>(size)});
   r->args_.set_message_flags(flags);
   return start_apm(r, type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
@@ -208,12 +210,11 @@ std::shared_ptr<IAsyncResult> Socket::BeginReceive(const std::vector<std::span<s
                        std::move(state), "BeginReceive");
   std::size_t total = 0;
   for (const iovec& v : r->segments_) total += v.iov_len;
-  if (total == 0) {  // a zero-byte receive, as BeginReceive with size 0
-    if (type_ != compat::SocketType::Stream)
-      throw NotSupportedException("BeginReceive: zero-byte receives need a stream socket.");
-    return start_apm(r, &detail::start_readiness);
-  }
-  return start_apm(r, &detail::start_args<detail::receive_op>);
+  if (total == 0 && type_ != compat::SocketType::Stream)
+    throw NotSupportedException("BeginReceive: zero-byte receives need a stream socket.");
+  if (const int err = fails_at_once(true)) return complete_apm_now(r, ToSocketError(err), err);
+  // total 0: a zero-byte receive, as BeginReceive with size 0
+  return start_apm(r, total == 0 ? &detail::start_readiness : &detail::start_args<detail::receive_op>);
 }
 
 std::shared_ptr<IAsyncResult> Socket::BeginSend(const std::vector<std::span<std::byte>>* buffers,
@@ -222,6 +223,7 @@ std::shared_ptr<IAsyncResult> Socket::BeginSend(const std::vector<std::span<std:
   check_disposed();
   auto r = list_result(*this, SocketAsyncOperation::Send, buffers, socketFlags, std::move(callback),
                        std::move(state), "BeginSend");
+  if (const int err = fails_at_once(false)) return complete_apm_now(r, ToSocketError(err), err);
   return start_apm(r, type_ == compat::SocketType::Stream ? &detail::start_args<detail::send_all_op>
                                                        : &detail::start_args<detail::send_op>);
 }

@@ -29,6 +29,16 @@ void check_reusable(const SocketAsyncEventArgs& e) {
 }
 }  // namespace
 
+int Socket::fails_at_once(bool receive) const noexcept {
+  if (connected_ || type_ != compat::SocketType::Stream) return 0;
+  char peek;
+  const int fd = sock_.native_handle();
+  const ssize_t r = receive ? ::recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT)
+                            : ::send(fd, nullptr, 0, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (r >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+  return errno;
+}
+
 bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start fn) {
   // First: a refusal must leave e as it was.
   const bool receive = op == SocketAsyncOperation::Receive, send = op == SocketAsyncOperation::Send;
@@ -51,18 +61,14 @@ bool Socket::start(SocketAsyncEventArgs& e, SocketAsyncOperation op, core_start 
   }
   // .NET makes the system call at once: on a stream socket this object does not know connected
   // (never connected, connected behind its back through the handle, or still connecting) the
-  // kernel says what that call would meet, with a non-blocking probe that moves no byte; a hard
-  // error (TCP: ENOTCONN / EPIPE; Unix: EINVAL / ENOTCONN) completes synchronously, as there.
-  if ((receive || send) && type_ == compat::SocketType::Stream && !connected_) {
-    char peek;
-    const int fd = sock_.native_handle();
-    const ssize_t r = receive ? ::recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT)
-                              : ::send(fd, nullptr, 0, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+  // kernel says what that call would meet; a hard error (TCP: ENOTCONN / EPIPE; Unix: EINVAL /
+  // ENOTCONN) completes synchronously, as there.
+  if (receive || send) {
+    if (const int err = fails_at_once(receive)) {
       e.connect_send_ = SocketAsyncEventArgs::connect_send::none;
       e.last_op_ = op;
       e.bytes_ = 0;
-      e.error_ = ToSocketError(errno);
+      e.error_ = ToSocketError(err);
       return false;
     }
   }

@@ -345,6 +345,26 @@ void OpValidation() {
   try { s->ConnectAsync(e); T("connect disposed: no exception"); } catch (const std::exception& x) { T("connect disposed: " + Ex(x)); }
 }
 
+void ApmNotConnected() {
+  auto s = std::make_shared<Socket>(*g_ctx, AddressFamily::InterNetwork, SocketType::Stream, ProtocolType::Tcp);
+  std::vector<std::byte> buf(8);
+  try {
+    auto r = s->BeginReceive(buf, 0, 8, SocketFlags::None, nullptr, {});
+    T("beginreceive sync=" + B(r->CompletedSynchronously()));
+    try { T("endreceive bytes=" + std::to_string(s->EndReceive(r))); } catch (const std::exception& x) { T("endreceive: " + Ex(x)); }
+  } catch (const std::exception& x) {
+    T("beginreceive: " + Ex(x));
+  }
+  try {
+    auto r = s->BeginSend(buf, 0, 8, SocketFlags::None, nullptr, {});
+    T("beginsend sync=" + B(r->CompletedSynchronously()));
+    try { T("endsend bytes=" + std::to_string(s->EndSend(r))); } catch (const std::exception& x) { T("endsend: " + Ex(x)); }
+  } catch (const std::exception& x) {
+    T("beginsend: " + Ex(x));
+  }
+  s->Dispose();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -357,6 +377,7 @@ int main(int argc, char** argv) {
       {"accept_buffer", AcceptBuffer},
       {"begin_accept_chain", BeginAcceptChain},
       {"op_validation", OpValidation},
+      {"apm_not_connected", ApmNotConnected},
   };
   if (argc != 2 || !scenarios.count(argv[1])) {
     std::fprintf(stderr, "usage: compat_trace <scenario> (see tests/dotnet/difftest.py)\n");

@@ -178,6 +178,9 @@ class Socket : public std::enable_shared_from_this<Socket> {
   bool send_connect_buffer(SocketAsyncEventArgs& e) noexcept;
   std::shared_ptr<Socket> take_accepted(ringsock::socket_args& a, std::shared_ptr<Socket> into);
   void after_connect(bool ok);
+  // A stream socket this object does not know connected: the errno a receive (or send) would
+  // meet at once (a probe that moves no byte), or 0 when it would not fail at once.
+  int fails_at_once(bool receive) const noexcept;
   void after_send_to(bool ok) noexcept {
     if (ok) bound_ = true;  // the kernel bound it implicitly: LocalEndPoint reads it now
   }

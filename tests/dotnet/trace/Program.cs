@@ -269,6 +269,27 @@ static class Trace {
     try { s.ConnectAsync(e); T("connect disposed: no exception"); } catch (Exception x) { T("connect disposed: " + Ex(x)); }
   }
 
+  // BeginReceive / BeginSend on a socket that is not connected: what Begin and End say.
+  static void ApmNotConnected() {
+    var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    var buf = new byte[8];
+    try {
+      IAsyncResult r = s.BeginReceive(buf, 0, 8, SocketFlags.None, null, null);
+      T("beginreceive sync=" + r.CompletedSynchronously);
+      try { T("endreceive bytes=" + s.EndReceive(r)); } catch (Exception x) { T("endreceive: " + Ex(x)); }
+    } catch (Exception x) {
+      T("beginreceive: " + Ex(x));
+    }
+    try {
+      IAsyncResult r = s.BeginSend(buf, 0, 8, SocketFlags.None, null, null);
+      T("beginsend sync=" + r.CompletedSynchronously);
+      try { T("endsend bytes=" + s.EndSend(r)); } catch (Exception x) { T("endsend: " + Ex(x)); }
+    } catch (Exception x) {
+      T("beginsend: " + Ex(x));
+    }
+    s.Dispose();
+  }
+
   static int Main(string[] args) {
     var scenarios = new Dictionary<string, Action> {
       ["accept_loop"] = AcceptLoop,
@@ -279,6 +300,7 @@ static class Trace {
       ["accept_buffer"] = AcceptBuffer,
       ["begin_accept_chain"] = BeginAcceptChain,
       ["op_validation"] = OpValidation,
+      ["apm_not_connected"] = ApmNotConnected,
     };
     if (args.Length != 1 || !scenarios.ContainsKey(args[0])) {
       Console.Error.WriteLine("usage: Trace " + string.Join("|", scenarios.Keys));
