@@ -18,7 +18,8 @@ import subprocess
 import sys
 
 SCENARIOS = ["accept_loop", "accept_validation", "receive_concurrent", "udp", "dispose_pending",
-             "accept_buffer", "begin_accept_chain", "op_validation", "apm_not_connected"]
+             "accept_buffer", "begin_accept_chain", "op_validation", "apm_not_connected",
+             "connect_with_buffer", "disconnect_reuse"]
 
 # scenario -> {.NET line: ringsock line}: the documented differences (README, "Porting from .NET").
 KNOWN = {

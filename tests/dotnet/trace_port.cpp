@@ -4,6 +4,7 @@
 // Where C# blocks on a ManualResetEventSlim or sleeps, the port drives the context's loop
 // (ctx.run_until), as the porting guide says: completions run on this thread.
 // RINGSOCK_TRACE_INJECT=1 changes one line on purpose (the script's check that it notices).
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -365,6 +366,69 @@ void ApmNotConnected() {
   s->Dispose();
 }
 
+// The peer's blocking reads (C#: Socket.Receive on the accepted socket): up to `want` bytes.
+std::string PeerReceive(int fd, std::size_t want) {
+  std::string got;
+  char buf[16];
+  while (got.size() < want) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) break;
+    const ssize_t k = ::recv(fd, buf, std::min(sizeof buf, want - got.size()), 0);
+    if (k <= 0) break;
+    got.append(buf, static_cast<std::size_t>(k));
+  }
+  return got;
+}
+
+void ConnectWithBuffer() {
+  auto l = Listener();
+  auto c = std::make_shared<Socket>(*g_ctx, AddressFamily::InterNetwork, SocketType::Stream, ProtocolType::Tcp);
+  SocketAsyncEventArgs e;
+  bool done = false;
+  e.Completed += [&done](Socket&, SocketAsyncEventArgs&) { done = true; };
+  e.RemoteEndPoint(l->LocalEndPoint());
+  std::string hello = "hello";
+  e.SetBuffer(std::as_writable_bytes(std::span(hello)), 0, 5);
+  const bool p = c->ConnectAsync(e);
+  T("connect pending=" + B(p));
+  if (p) Wait(done);
+  T("connect error=" + I(e.SocketError()) + " bytes=" + std::to_string(e.BytesTransferred()) +
+    " connected=" + B(c->Connected()) + " op=" + (e.LastOperation() == SocketAsyncOperation::Connect ? "Connect" : "other"));
+  auto s = AcceptOne(l);
+  T("peer got=" + PeerReceive(s->Handle(), 5));
+  s->Dispose();
+  c->Dispose();
+  l->Dispose();
+}
+
+void DisconnectReuse() {
+  auto l = Listener();
+  auto c = std::make_shared<Socket>(*g_ctx, AddressFamily::InterNetwork, SocketType::Stream, ProtocolType::Tcp);
+  c->Connect(*l->LocalEndPoint());
+  auto s1 = AcceptOne(l);
+  SocketAsyncEventArgs d;
+  bool ddone = false;
+  d.Completed += [&ddone](Socket&, SocketAsyncEventArgs&) { ddone = true; };
+  d.DisconnectReuseSocket(true);
+  bool p = c->DisconnectAsync(d);
+  if (p) Wait(ddone);
+  T("disconnect pending=" + B(p) + " error=" + I(d.SocketError()) + " connected=" + B(c->Connected()));
+  T(std::string("peer after disconnect: ") + (PeerReceive(s1->Handle(), 8).empty() ? "end of stream" : "data"));
+  SocketAsyncEventArgs e;
+  bool done = false;
+  e.Completed += [&done](Socket&, SocketAsyncEventArgs&) { done = true; };
+  e.RemoteEndPoint(l->LocalEndPoint());
+  p = c->ConnectAsync(e);
+  if (p) Wait(done);
+  T("reconnect error=" + I(e.SocketError()) + " connected=" + B(c->Connected()));
+  auto s2 = AcceptOne(l);
+  T("accepted again connected=" + B(s2->Connected()));
+  s1->Dispose();
+  s2->Dispose();
+  c->Dispose();
+  l->Dispose();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -378,6 +442,8 @@ int main(int argc, char** argv) {
       {"begin_accept_chain", BeginAcceptChain},
       {"op_validation", OpValidation},
       {"apm_not_connected", ApmNotConnected},
+      {"connect_with_buffer", ConnectWithBuffer},
+      {"disconnect_reuse", DisconnectReuse},
   };
   if (argc != 2 || !scenarios.count(argv[1])) {
     std::fprintf(stderr, "usage: compat_trace <scenario> (see tests/dotnet/difftest.py)\n");

@@ -290,6 +290,60 @@ static class Trace {
     s.Dispose();
   }
 
+  // ConnectAsync with a buffer: the buffer goes out once connected; BytesTransferred says so.
+  static void ConnectWithBuffer() {
+    Socket l = Listener();
+    var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    var e = new SocketAsyncEventArgs();
+    var done = new ManualResetEventSlim();
+    e.Completed += (o, a) => done.Set();
+    e.RemoteEndPoint = l.LocalEndPoint;
+    e.SetBuffer(Encoding.ASCII.GetBytes("hello"), 0, 5);
+    bool p = c.ConnectAsync(e);
+    T("connect pending=" + p);
+    if (p) done.Wait();
+    T("connect error=" + (int)e.SocketError + " bytes=" + e.BytesTransferred + " connected=" + c.Connected +
+      " op=" + e.LastOperation);
+    Socket s = AcceptOne(l);
+    var buf = new byte[16];
+    int n = 0;
+    while (n < 5) {
+      int k = s.Receive(buf, n, buf.Length - n, SocketFlags.None);
+      if (k == 0) break;
+      n += k;
+    }
+    T("peer got=" + Encoding.ASCII.GetString(buf, 0, n));
+    s.Dispose(); c.Dispose(); l.Dispose();
+  }
+
+  // DisconnectAsync with reuse, then the same socket connects again.
+  static void DisconnectReuse() {
+    Socket l = Listener();
+    var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    c.Connect(l.LocalEndPoint);
+    Socket s1 = AcceptOne(l);
+    var d = new SocketAsyncEventArgs();
+    var ddone = new ManualResetEventSlim();
+    d.Completed += (o, a) => ddone.Set();
+    d.DisconnectReuseSocket = true;
+    bool p = c.DisconnectAsync(d);
+    if (p) ddone.Wait();
+    T("disconnect pending=" + p + " error=" + (int)d.SocketError + " connected=" + c.Connected);
+    var buf = new byte[8];
+    int n = s1.Receive(buf);
+    T("peer after disconnect: " + (n == 0 ? "end of stream" : "data"));
+    var e = new SocketAsyncEventArgs();
+    var done = new ManualResetEventSlim();
+    e.Completed += (o, a) => done.Set();
+    e.RemoteEndPoint = l.LocalEndPoint;
+    p = c.ConnectAsync(e);
+    if (p) done.Wait();
+    T("reconnect error=" + (int)e.SocketError + " connected=" + c.Connected);
+    Socket s2 = AcceptOne(l);
+    T("accepted again connected=" + s2.Connected);
+    s1.Dispose(); s2.Dispose(); c.Dispose(); l.Dispose();
+  }
+
   static int Main(string[] args) {
     var scenarios = new Dictionary<string, Action> {
       ["accept_loop"] = AcceptLoop,
@@ -301,6 +355,8 @@ static class Trace {
       ["begin_accept_chain"] = BeginAcceptChain,
       ["op_validation"] = OpValidation,
       ["apm_not_connected"] = ApmNotConnected,
+      ["connect_with_buffer"] = ConnectWithBuffer,
+      ["disconnect_reuse"] = DisconnectReuse,
     };
     if (args.Length != 1 || !scenarios.ContainsKey(args[0])) {
       Console.Error.WriteLine("usage: Trace " + string.Join("|", scenarios.Keys));
