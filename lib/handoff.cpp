@@ -29,7 +29,7 @@ void on_arrival(operation* op, int fd, std::uint32_t) noexcept {
       handoff_refused(m);
     }
   }
-  m.in_flight.fetch_sub(1, std::memory_order_release);
+  m.gate.leave();
 }
 
 // The accepting ring's CQE for one message: 0 (posted to ring i) or -errno (nothing was).
@@ -37,13 +37,13 @@ void on_sent(operation* op, int res, std::uint32_t) noexcept {
   auto& msg = *static_cast<handoff_group::message*>(op);
   handoff_group& g = *msg.group;
   if (msg.fd < 0) {  // a notice: nothing to give back, never on the free list
-    if (res < 0) g.members[msg.target].in_flight.fetch_sub(1, std::memory_order_release);
+    if (res < 0) g.members[msg.target].gate.leave();
     return;
   }
   if (res < 0) {  // nothing was posted: the connection is ours after all
     handoff_member& m = g.members[msg.target];
     m.pending.fetch_sub(1, std::memory_order_relaxed);
-    m.in_flight.fetch_sub(1, std::memory_order_release);
+    m.gate.leave();
     --g.sent;
     if (g.origin_acceptor) {
       ++g.kept;
@@ -58,16 +58,10 @@ void on_sent(operation* op, int res, std::uint32_t) noexcept {
   g.free_ = &msg;
 }
 
-// Sends `value` to member i unless it stopped: in_flight is raised before `open` is read again
-// (the owner clears `open` before it waits for in_flight == 0), so either we see it closed or
-// it waits for this message.
+// Sends `value` to member i unless it stopped.
 bool post(handoff_group& g, unsigned i, handoff_group::message& msg, std::uint32_t value) noexcept {
   handoff_member& m = g.members[i];
-  m.in_flight.fetch_add(1, std::memory_order_seq_cst);
-  if (!m.open.load(std::memory_order_seq_cst)) {
-    m.in_flight.fetch_sub(1, std::memory_order_release);
-    return false;
-  }
+  if (!m.gate.enter()) return false;
   msg.target = i;
   g.origin_ring->prep_message(m.to->fd(), reinterpret_cast<std::uintptr_t>(&m), value, &msg);
   g.origin_ring->expect_cqes();
@@ -116,7 +110,7 @@ bool handoff_route(handoff_group& g, int fd) noexcept {
         load = best_load;
       } else {
         handoff_member& m = g.members[i];
-        if (!m.open.load(std::memory_order_relaxed)) continue;
+        if (!m.gate.is_open()) continue;
         load = m.pending.load(std::memory_order_relaxed);
         if (load >= g.limit) continue;
       }
@@ -170,23 +164,19 @@ void handoff_refused(handoff_member& m) noexcept {
   ++m.refused;
 }
 
-void handoff_stopped(handoff_member& m) noexcept { m.open.store(false, std::memory_order_seq_cst); }
+void handoff_stopped(handoff_member& m) noexcept { m.gate.shut(); }
 
 void handoff_left(handoff_member& m) noexcept {
-  m.open.store(false, std::memory_order_seq_cst);
+  m.gate.shut();
   m.fed = nullptr;
 }
 
 void handoff_join(handoff_member& m, ring& r, acceptor& fed) noexcept {
   m.to = &r;
   m.fed = &fed;
-  m.open.store(true, std::memory_order_seq_cst);
+  m.gate.open();
 }
 
-bool handoff_drain(handoff_member& m, io_context& ctx, std::chrono::milliseconds limit) {
-  m.open.store(false, std::memory_order_seq_cst);
-  if (m.in_flight.load(std::memory_order_seq_cst) == 0) return true;
-  return ctx.run_until([&m] { return m.in_flight.load(std::memory_order_acquire) == 0; }, limit);
-}
+void handoff_drain(handoff_member& m, io_context& ctx) { m.gate.close(ctx); }
 
 }  // namespace ringsock::detail

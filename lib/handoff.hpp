@@ -16,18 +16,17 @@
 //     to each open i: MSG_RING(ring i, -ECANCELED) -> fed listener stops: its accepts complete
 //                                                     with ECANCELED (nobody feeds it any more)
 //
-// `in_flight` is raised before `open` is read and `open` is cleared before `in_flight` is
-// waited for (both sequentially consistent): a message is either never sent or waited for, so a
-// ring never goes with a connection still travelling to it, and no fd is lost or leaked.
+// The in_flight/open protocol is message_gate's: a ring never goes with a connection still
+// travelling to it, and no fd is lost or leaked.
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 
+#include "message_gate.hpp"
 #include "ringsock/detail/operation.hpp"
 #include "ringsock/endpoint.hpp"
 
@@ -47,8 +46,7 @@ struct handoff_member : operation {  // the user_data of the messages its ring r
   handoff_group* group = nullptr;
   ring* to = nullptr;   // set before `open`, read by the accepting thread after it
   acceptor* fed = nullptr;               // (owner) its fed listener; null once that is gone
-  std::atomic<bool> open{false};         // takes hand-offs
-  std::atomic<unsigned> in_flight{0};    // messages sent to it whose CQE it has not handled
+  message_gate gate;                     // open: takes hand-offs
   std::atomic<unsigned> pending{0};      // handed to it and not yet taken by an accept
   std::uint64_t received = 0;            // (owner) connections that arrived
   std::uint64_t refused = 0;             // (owner) ... after its listener stopped: closed
@@ -104,8 +102,7 @@ void handoff_left(handoff_member& m) noexcept;
 // Thread m's owner registers its fed listener (on its ring), under g.mutex with listen_fd >= 0:
 // from now on it is sent connections.
 void handoff_join(handoff_member& m, ring& r, acceptor& fed) noexcept;
-// Thread m's owner, before its ring goes: runs ctx's loop until no message to it is in flight
-// (true), or for at most `limit` (false: the accepting thread never submitted them).
-bool handoff_drain(handoff_member& m, io_context& ctx, std::chrono::milliseconds limit);
+// Thread m's owner, before its ring goes: runs ctx's loop until no message to it is in flight.
+void handoff_drain(handoff_member& m, io_context& ctx);
 
 }  // namespace ringsock::detail

@@ -270,10 +270,8 @@ void runtime::drain_hand_offs(unsigned index, io_context& ctx) {
   // stopped while idle): they go to the kernel now, so every in-flight count can reach 0.
   for (detail::handoff_group* g : groups)
     if (g->origin == index) g->origin_ring->flush();
-  // A member's ring must outlive every message sent to it, so the wait is not cut at `grace`
-  // alone: it is bounded by grace plus the time the accepting thread needs to reach its flush.
-  for (detail::handoff_group* g : groups)
-    detail::handoff_drain(g->members[index], ctx, grace_ + std::chrono::seconds(5));
+  // A member's ring must outlive every message sent to it: the wait is not cut.
+  for (detail::handoff_group* g : groups) detail::handoff_drain(g->members[index], ctx);
 }
 
 unsigned runtime::index_of(const io_context& ctx) const {

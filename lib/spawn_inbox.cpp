@@ -46,7 +46,7 @@ void on_wake(operation* op, int, std::uint32_t) noexcept {
   auto& in = *static_cast<spawn_inbox*>(op);
   access::ring_of(*in.ctx).expect_cqes();  // reap counted a CQE this ring never expected
   deliver(in);
-  in.in_flight.fetch_sub(1, std::memory_order_release);
+  in.gate.leave();
 }
 
 // The sender ring's CQE of a wake: 0 (posted) or -errno (nothing was: the target's CQ could take
@@ -55,7 +55,7 @@ void on_sent(operation* op, int res, std::uint32_t) noexcept {
   if (res >= 0) return;
   spawn_inbox& in = *static_cast<spawn_inbox::sent_op*>(op)->inbox;
   access::queue_hook(*in.ctx, &in.hook);
-  in.in_flight.fetch_sub(1, std::memory_order_release);
+  in.gate.leave();
 }
 
 void on_hook(mail_hook* h) noexcept { deliver(*static_cast<spawn_inbox::hook_op*>(h)->inbox); }
@@ -68,25 +68,17 @@ spawn_inbox::hook_op::hook_op(spawn_inbox* in) noexcept : inbox(in) { fn = &on_h
 
 void spawn_inbox_open(spawn_inbox& in, io_context& ctx) noexcept {
   in.ctx = &ctx;
-  in.open.store(true, std::memory_order_seq_cst);
+  in.gate.open();
 }
 
 void spawn_inbox_close(spawn_inbox& in, io_context& ctx) {
   if (!in.ctx) return;  // never opened (no MSG_RING)
-  in.open.store(false, std::memory_order_seq_cst);
-  // Not bounded: a sender holds in_flight only until the kernel posted its wake (submitted at
-  // once) and this loop reaped it, or until it queued the mailbox hook.
-  if (in.in_flight.load(std::memory_order_seq_cst) != 0)
-    ctx.run_until([&in] { return in.in_flight.load(std::memory_order_acquire) == 0; });
+  in.gate.close(ctx);
   deliver(in);  // a hook's tasks, if the mailbox has not run it yet
 }
 
 bool spawn_inbox_send(io_context& from, spawn_inbox& to, task<void>& t) noexcept {
-  to.in_flight.fetch_add(1, std::memory_order_seq_cst);
-  if (!to.open.load(std::memory_order_seq_cst)) {
-    to.in_flight.fetch_sub(1, std::memory_order_release);
-    return false;
-  }
+  if (!to.gate.enter()) return false;
   handle h = handle::from_address(access::release(t).address());
   spawned_link* l = &h.promise().spawned_;  // unused until the target spawns it
   l->frame = h;
@@ -95,7 +87,7 @@ bool spawn_inbox_send(io_context& from, spawn_inbox& to, task<void>& t) noexcept
     l->next = old;
   } while (!to.head.compare_exchange_weak(old, l, std::memory_order_release, std::memory_order_relaxed));
   if (old) {  // the wake of the task below it is on its way, and takes this one too
-    to.in_flight.fetch_sub(1, std::memory_order_release);
+    to.gate.leave();
     return true;
   }
   ring& r = access::ring_of(from);

@@ -11,14 +11,14 @@
 //   the sender's CQE: 0, or -errno: nothing was posted, so the target's mailbox wakes it
 //     instead (a hook queued without allocating: it cannot fail), then in_flight--
 //
-// As in the hand-off (handoff.hpp), `in_flight` is raised before `open` is read and `open` is
-// cleared before `in_flight` is waited for, so no wake is in flight when the target's ring goes,
-// and nothing is pushed after the target's last look.
+// The in_flight/open protocol is message_gate's: no wake is in flight when the target's ring
+// goes, and nothing is pushed after the target's last look.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
+#include "message_gate.hpp"
 #include "ringsock/detail/mailbox.hpp"
 #include "ringsock/detail/operation.hpp"
 #include "ringsock/task.hpp"
@@ -42,9 +42,8 @@ struct spawn_inbox : operation {  // the user_data of the wakes its ring receive
   };
   sent_op sent{this};
   hook_op hook{this};
-  io_context* ctx = nullptr;                     // set before `open`
-  std::atomic<bool> open{false};
-  std::atomic<unsigned> in_flight{0};            // senders between their check and their end
+  io_context* ctx = nullptr;                     // set before the gate opens
+  message_gate gate;                             // held by a sender until it is done with it
   std::atomic<spawned_link*> head{nullptr};      // pushed tasks, newest first
   std::uint64_t received = 0;                    // (its thread's) tasks that arrived
 };

@@ -205,12 +205,14 @@ TEST_SUITE("cross-thread") {
         CHECK(signal_blocked(SIGUSR1));  // inherited from run()'s thread
         if (index == 0) co_return;  // nothing to do: thread 0 ends at once; thread 1 still watches
         if (index == 1) {
-          ctx.spawn([](io_context& c, tally& tl) -> task<void> {
+          ctx.spawn([](io_context& c, tally& tl, runtime& r) -> task<void> {
             while (tl.listening.load() < 1) co_await sleep_for(c, 1ms);
-            co_await sleep_for(c, 50ms);  // thread 0 is gone by now
+            co_await sleep_for(c, 50ms);
+            // Thread 0's loop has ended (spawn_on to it is refused): only thread 1 watches now.
+            CHECK_THROWS_AS(r.spawn_on(0, []() -> task<void> { co_return; }()), std::logic_error);
             ::kill(::getpid(), SIGUSR1);  // as Ctrl-C would: to the process, not to a thread
             ::kill(::getpid(), SIGUSR1);  // the second is taken, not delivered, after the run
-          }(ctx, t));
+          }(ctx, t, rt));
         }
         co_await serve_all(rt, ctx, t);  // ends when the stop closes its listener
       });
