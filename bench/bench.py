@@ -6,6 +6,11 @@ throughput (units/s) and the server core's CPU time per unit of work (busy time 
 /proc/stat, so kernel and softirq work done for the server count too). Ratios are to raw-uring,
 paired within a round, then the median over rounds is reported with the min-max of the raw
 figures. Nothing here asserts a timing: it measures and reports.
+
+The .NET peers (bench/dotnet, built by bench/run when a .NET 10 SDK is on PATH) run beside their
+ports to ringsock::compat (compat-saea, compat-apm); a second table gives each port's ratios to
+its .NET original, paired within a round. A .NET peer gets one more second of load before it is
+measured, so that the JIT's tiered compilation has settled, as in a server that has run a while.
 """
 import argparse
 import csv
@@ -22,7 +27,17 @@ import sys
 import tempfile
 import time
 
-ECHO_SERVERS = ["raw-uring", "ringsock", "ringsock-copy", "epoll", "asio-uring"]
+# The .NET peers and their ports: (dotnet peer, its port to ringsock::compat).
+DOTNET_PAIRS = [("dotnet-saea", "compat-saea"), ("dotnet-apm", "compat-apm")]
+DOTNET_EXE = os.path.join("dotnet", "dotnet_servers")  # under the build folder (bench/run)
+
+
+def dotnet_built(build):
+    return shutil.which("dotnet") is not None and os.path.exists(os.path.join(build, DOTNET_EXE))
+
+
+ECHO_SERVERS = ["raw-uring", "ringsock", "ringsock-copy", "epoll", "asio-uring", "compat-saea", "compat-apm",
+                "dotnet-saea", "dotnet-apm"]
 HTTP_SERVERS = ECHO_SERVERS + ["nginx"]
 WORKLOADS = [
     # id, title, kind, arguments, unit, servers
@@ -38,7 +53,8 @@ WORKLOADS = [
 # suffix) instead of the README's borrowed receive.
 MODE_SUFFIX = {"ringsock-copy": "-copy"}
 BINARIES = {"raw-uring": "raw_uring_server", "ringsock": "ringsock_server", "ringsock-copy": "ringsock_server",
-            "epoll": "epoll_server", "asio-uring": "asio_server"}
+            "epoll": "epoll_server", "asio-uring": "asio_server", "compat-saea": "compat_saea_server",
+            "compat-apm": "compat_apm_server"}
 IDLE_CONNS = 10_000
 
 
@@ -98,9 +114,12 @@ class Server:
                 self.stop()
                 raise RuntimeError("nginx did not start")
             return
-        self.p = subprocess.Popen(["taskset", "-c", "0", os.path.join(build, "bench", BINARIES[name]),
-                                  mode + MODE_SUFFIX.get(name, "")],
-                                  stdout=subprocess.PIPE, text=True)
+        if name.startswith("dotnet-"):  # dotnet_servers saea|apm echo|http
+            cmd = [os.path.join(build, DOTNET_EXE), name[len("dotnet-"):], mode]
+        else:
+            cmd = [os.path.join(build, "bench", BINARIES[name]), mode + MODE_SUFFIX.get(name, "")]
+        self.p = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1"))
         line = self.p.stdout.readline()
         if not line.startswith("PORT "):
             self.stop()
@@ -177,6 +196,11 @@ def measure(build, server, workload, seconds):
             check_http(srv.port)  # the answers parse; also warms the server up
         else:
             loadgen(build, args, srv.port, 0.3)  # correctness check (every byte verified) + warm-up
+        if server.startswith("dotnet-"):  # let tiered compilation settle (module docstring)
+            if kind == "wrk":
+                wrk(args, srv.port, 1.0)
+            else:
+                loadgen(build, args, srv.port, 1.0)
         if kind == "idle":
             rss0 = rss_kib(srv.p.pid)
             idle = subprocess.Popen(["taskset", "-c", "1", os.path.join(build, "bench", "loadgen"), "idle",
@@ -236,6 +260,11 @@ def main():
     args = ap.parse_args()
     rounds, seconds = (1, 0.5) if args.quick else (args.rounds, args.seconds)
     workloads = [w for w in WORKLOADS if not args.only or w[0] in args.only.split(",")]
+    if not dotnet_built(args.build):
+        print("bench: no .NET peers (bench/run builds them when a .NET 10 SDK is on PATH): "
+              "dotnet-saea and dotnet-apm are skipped")
+        gone = {d for d, _ in DOTNET_PAIRS}
+        workloads = [w[:5] + ([s for s in w[5] if s not in gone],) for w in workloads]
     if os.cpu_count() < 2:
         print("bench: needs 2 CPUs (server on 0, load generator on 1)", file=sys.stderr)
         return 1
@@ -274,14 +303,18 @@ def main():
     def cell(w, s, key):
         return [m[key] for m in samples if m["workload"] == w and m["server"] == s]
 
-    def ratio(w, s, key):
+    def paired(w, s, base, key):
+        """Median over rounds of s / base, each ratio within one round."""
         per_round = []
         for rnd in range(1, rounds + 1):
             a = [m[key] for m in samples if m["workload"] == w and m["server"] == s and m["round"] == rnd]
-            b = [m[key] for m in samples if m["workload"] == w and m["server"] == "raw-uring" and m["round"] == rnd]
-            if a and b and b[0]:
+            b = [m[key] for m in samples if m["workload"] == w and m["server"] == base and m["round"] == rnd]
+            if a and b and b[0] and a[0] == a[0] and b[0] == b[0]:
                 per_round.append(a[0] / b[0])
         return statistics.median(per_round) if per_round else float("nan")
+
+    def ratio(w, s, key):
+        return paired(w, s, "raw-uring", key)
 
     lines = []
     lines.append(f"ringsock bench {stamp} — {machine}")
@@ -304,6 +337,22 @@ def main():
                 f"| {w[0]} {w[1]} | {s} | {fmt(statistics.median(tp))} {w[4]}/s ({fmt(min(tp))}–{fmt(max(tp))}) "
                 f"| {rt:.2f} | {fmt(statistics.median(cpu), 2)} µs/{w[4]} ({fmt(min(cpu), 2)}–{fmt(max(cpu), 2)}) "
                 f"| {rc:.2f} | {fmt(statistics.median(p99)) + ' µs' if p99 and p99[0] == p99[0] else '-'} | {mem} |")
+    pairs = [(d, c) for d, c in DOTNET_PAIRS if any(d in w[5] for w in workloads)]
+    if pairs:
+        lines.append("")
+        lines.append("Coming from .NET: each port to ringsock::compat against its .NET original, medians of "
+                     "ratios paired within a round (CPU per unit and memory: lower is better for the port)")
+        lines.append("")
+        lines.append("| workload | pair | throughput port/.NET | CPU per unit port/.NET | memory port/.NET |")
+        lines.append("|---|---|---:|---:|---:|")
+        for w in workloads:
+            for d, c in pairs:
+                if d not in w[5] or c not in w[5]:
+                    continue
+                r = {key: paired(w[0], c, d, key) for key in ("per_second", "cpu_us_per_unit", "kib_per_conn")}
+                mem = f"{r['kib_per_conn']:.2f}" if r["kib_per_conn"] == r["kib_per_conn"] else "-"
+                lines.append(f"| {w[0]} {w[1]} | {c} / {d} | {r['per_second']:.2f} | {r['cpu_us_per_unit']:.2f} "
+                             f"| {mem} |")
     table = "\n".join(lines)
     print()
     print(table)

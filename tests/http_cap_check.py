@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The bench HTTP servers (bench/servers/http_min.h) cap request headers at 8 KiB.
 
-For the server binary given as argv[1] (started as `SERVER http 0`, which prints `PORT n`):
+For the server command given as argv[1:] (started as `COMMAND... http 0`, which prints `PORT n`):
   1. a normal request is answered 200;
   2. 9,000 header bytes with no end: the answer is 431 and the connection is closed;
   3. a 256 KiB flood with no end: the connection ends (431 or reset), never a 200;
@@ -48,8 +48,8 @@ def normal_request(port):
 
 
 def main():
-    server = sys.argv[1]
-    proc = subprocess.Popen([server, "http", "0"], stdout=subprocess.PIPE, text=True)
+    server = " ".join(sys.argv[1:])
+    proc = subprocess.Popen(sys.argv[1:] + ["http", "0"], stdout=subprocess.PIPE, text=True)
     failures = []
     try:
         line = proc.stdout.readline().split()
