@@ -29,11 +29,12 @@ import time
 
 # The .NET peers and their ports: (dotnet peer, its port to ringsock::compat).
 DOTNET_PAIRS = [("dotnet-saea", "compat-saea"), ("dotnet-apm", "compat-apm")]
-DOTNET_EXE = os.path.join("dotnet", "dotnet_servers")  # under the build folder (bench/run)
+DOTNET_DLL = os.path.join("dotnet", "dotnet_servers.dll")  # under the build folder (bench/run)
+DOTNET_ENV = {"DOTNET_CLI_TELEMETRY_OPTOUT": "1", "DOTNET_NOLOGO": "1"}  # --dotnet-inline adds one
 
 
 def dotnet_built(build):
-    return shutil.which("dotnet") is not None and os.path.exists(os.path.join(build, DOTNET_EXE))
+    return shutil.which("dotnet") is not None and os.path.exists(os.path.join(build, DOTNET_DLL))
 
 
 ECHO_SERVERS = ["raw-uring", "ringsock", "ringsock-copy", "epoll", "asio-uring", "compat-saea", "compat-apm",
@@ -115,11 +116,11 @@ class Server:
                 raise RuntimeError("nginx did not start")
             return
         if name.startswith("dotnet-"):  # dotnet_servers saea|apm echo|http
-            cmd = [os.path.join(build, DOTNET_EXE), name[len("dotnet-"):], mode]
+            cmd = [shutil.which("dotnet"), os.path.join(build, DOTNET_DLL), name[len("dotnet-"):], mode]
         else:
             cmd = [os.path.join(build, "bench", BINARIES[name]), mode + MODE_SUFFIX.get(name, "")]
         self.p = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.PIPE, text=True,
-                                  env=dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1"))
+                                  env=dict(os.environ, **DOTNET_ENV))
         line = self.p.stdout.readline()
         if not line.startswith("PORT "):
             self.stop()
@@ -257,7 +258,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--only", default="", help="comma-separated workload ids, e.g. W1,W3")
+    ap.add_argument("--dotnet-inline", action="store_true",
+                    help="run the .NET peers with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 (callbacks "
+                         "on the epoll thread, no thread-pool hop: the mode ringsock::compat mirrors)")
     args = ap.parse_args()
+    if args.dotnet_inline:
+        DOTNET_ENV["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1"
     rounds, seconds = (1, 0.5) if args.quick else (args.rounds, args.seconds)
     workloads = [w for w in WORKLOADS if not args.only or w[0] in args.only.split(",")]
     if not dotnet_built(args.build):
@@ -274,6 +280,8 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     machine = (f"{platform.node()} | {os.cpu_count()} CPUs | Linux {platform.release()} | "
                f"{subprocess.run(['c++', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
+    if args.dotnet_inline and dotnet_built(args.build):
+        machine += " | .NET peers with inline completions"
     print(f"bench: {rounds} round(s) x {len(workloads)} workloads, "
           f"{seconds:g} s each; server on CPU 0, loadgen on CPU 1\nbench: {machine}")
 
@@ -309,7 +317,7 @@ def main():
         for rnd in range(1, rounds + 1):
             a = [m[key] for m in samples if m["workload"] == w and m["server"] == s and m["round"] == rnd]
             b = [m[key] for m in samples if m["workload"] == w and m["server"] == base and m["round"] == rnd]
-            if a and b and b[0] and a[0] == a[0] and b[0] == b[0]:
+            if a and b and a[0] > 0 and b[0] > 0:  # NaN or a negative RSS change: no ratio
                 per_round.append(a[0] / b[0])
         return statistics.median(per_round) if per_round else float("nan")
 

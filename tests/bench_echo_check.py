@@ -7,7 +7,11 @@ For the server command given as argv[1:] (started as `COMMAND... echo 0`, which 
   2. a client streams 2 MiB while it reads, and gets all of it back in order;
   3. a client that half-closes after its message gets the echo and then end of stream;
   4. 20 clients reset their connection (SO_LINGER 0) with a message in flight;
-  5. the server still echoes afterwards.
+  5. the server still echoes afterwards, and once every client has gone its open sockets are back
+     to what they were after a first client (nothing of a connection is kept).
+`--cap N COMMAND...` (the SocketAsyncEventArgs servers, started as `COMMAND... echo 0 N`) checks
+their connection cap instead: N clients are served, one more is not served while they stay, and
+is served once one of them leaves.
 Every socket has a 10 s timeout; the server is stopped by its PID at the end."""
 import os
 import random
@@ -16,6 +20,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 
 def connect(port):
@@ -62,10 +67,75 @@ def stream(port, failures):
         failures.append(f"2: 2 MiB stream: {len(got[0]) if got else 0} bytes came back, or they differ")
 
 
+def open_fds(pid):
+    """The server's open sockets (a runtime may open other files lazily, .NET its assemblies)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass  # closed meanwhile
+    return n
+
+
+def settled_fds(pid, at_most=None, seconds=5.0):
+    """The server's descriptor count once it stops changing (or drops to at_most)."""
+    prev, stable, deadline = -1, 0, time.time() + seconds
+    while time.time() < deadline:
+        cur = open_fds(pid)
+        if at_most is not None and cur <= at_most:
+            return cur
+        stable = stable + 1 if cur == prev else 0
+        if stable >= 5 and at_most is None:
+            return cur
+        prev = cur
+        time.sleep(0.1)
+    return open_fds(pid)
+
+
+def echoes(s, msg, timeout):
+    s.settimeout(timeout)
+    try:
+        s.sendall(msg)
+        return recv_exactly(s, len(msg)) == msg
+    except socket.timeout:
+        return False
+    finally:
+        s.settimeout(10)
+
+
+def cap_check(port, cap, failures):
+    served = [connect(port) for _ in range(cap)]
+    for i, s in enumerate(served):
+        if not echoes(s, b"served %d" % i, 5):
+            failures.append(f"cap: client {i} of {cap} was not served")
+    extra = connect(port)
+    extra.settimeout(0.5)
+    extra.sendall(b"one too many")
+    try:
+        early = extra.recv(100)
+        failures.append(f"cap: client {cap + 1} was served beyond the cap ({early!r})")
+    except socket.timeout:
+        pass
+    extra.settimeout(5)
+    served.pop(0).close()
+    try:
+        if recv_exactly(extra, 12) != b"one too many":
+            failures.append(f"cap: client {cap + 1} was not served once a client left")
+    except socket.timeout:
+        failures.append(f"cap: client {cap + 1} was not served within 5 s of a client leaving")
+    for s in served + [extra]:
+        s.close()
+
+
 def main():
-    cmd = sys.argv[1:]
+    args = sys.argv[1:]
+    cap = None
+    if args[:1] == ["--cap"]:
+        cap, args = int(args[1]), args[2:]
+    cmd = args
     server = " ".join(cmd)
-    proc = subprocess.Popen(cmd + ["echo", "0"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd + ["echo", "0"] + ([str(cap)] if cap else []), stdout=subprocess.PIPE, text=True)
     failures = []
     try:
         line = proc.stdout.readline().split()
@@ -73,6 +143,13 @@ def main():
             print(f"{server}: no PORT line")
             return 1
         port = int(line[1])
+        if cap:
+            cap_check(port, cap, failures)
+            return report(server, failures, f"{cap} served, one more waits until one leaves")
+        with connect(port) as s:
+            if not echoes(s, b"first", 5):
+                failures.append("0: the first client was not echoed")
+        baseline = settled_fds(proc.pid)
         threads = [threading.Thread(target=messages, args=(port, i, failures)) for i in range(8)]
         for t in threads:
             t.start()
@@ -98,6 +175,10 @@ def main():
         messages(port, 99, failures)
         if proc.poll() is not None:
             failures.append(f"5: the server exited ({proc.returncode})")
+        else:
+            left = settled_fds(proc.pid, at_most=baseline)
+            if left > baseline:
+                failures.append(f"5: {left} sockets open once every client left, {baseline} before")
     except OSError as e:
         failures.append(f"{e}")
     finally:
@@ -107,10 +188,15 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    return report(server, failures, "messages, 2 MiB stream, half-close and resets: all echoed, "
+                  "still serving, sockets back")
+
+
+def report(server, failures, what):
     for f in failures:
         print(f"{server}: FAILED {f}")
     if not failures:
-        print(f"{server}: messages, 2 MiB stream, half-close and resets: all echoed, still serving")
+        print(f"{server}: {what}")
     return 1 if failures else 0
 
 

@@ -2,7 +2,8 @@
 """The bench HTTP servers (bench/servers/http_min.h) cap request headers at 8 KiB.
 
 For the server command given as argv[1:] (started as `COMMAND... http 0`, which prints `PORT n`):
-  1. a normal request is answered 200;
+  1. a normal request is answered 200; three pipelined in one write (the last one with
+     "Connection: close") get three answers, then end of stream;
   2. 9,000 header bytes with no end: the answer is 431 and the connection is closed;
   3. a 256 KiB flood with no end: the connection ends (431 or reset), never a 200;
   4. the server still answers a normal request afterwards.
@@ -60,6 +61,12 @@ def main():
         if not normal_request(port):
             failures.append("1: a normal request was not answered 200")
 
+        with connect(port) as s:  # pipelined: two keep-alive requests and a close, in one write
+            s.sendall(REQ + REQ + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data, how = read_all(s)
+            if data.count(b"HTTP/1.1 200 OK") != 3 or data.count(b"Hello, World!") != 3 or how != "eof":
+                failures.append(f"1: three pipelined requests: got {data[:80]!r}..., ended by {how}")
+
         with connect(port) as s:
             s.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000)
             data, how = read_all(s)
@@ -89,7 +96,7 @@ def main():
     for f in failures:
         print(f"{server}: FAILED {f}")
     if not failures:
-        print(f"{server}: 200, 431 + close, flood closed, still serving")
+        print(f"{server}: 200, pipelined, 431 + close, flood closed, still serving")
     return 1 if failures else 0
 
 

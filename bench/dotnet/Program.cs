@@ -1,5 +1,5 @@
 // The .NET peers of the benchmark (README.md, "Coming from .NET"):
-//   dotnet_servers saea|apm echo|http [port]
+//   dotnet_servers saea|apm echo|http [port [max_connections]]   (max_connections: saea)
 // saea: SaeaServer.cs, the SocketAsyncEventArgs documentation's sample server (buffer manager,
 // args pool); apm: ApmServer.cs, the EndAccept page's Begin/End Listen_Callback server. Each has
 // its port to ringsock::compat in bench/servers (compat_saea_server.cpp, compat_apm_server.cpp).
@@ -11,14 +11,14 @@ using System.Threading;
 static class Program
 {
     // Enough for bench.py's W7 (10,000 idle connections and 50 busy ones) with room to spare.
-    const int MaxConnections = 12000;
+    const int DefaultMaxConnections = 12000;
     const int Backlog = 4096;  // as the other bench servers (the samples use 100)
 
     static int Main(string[] args)
     {
         if (args.Length < 2 || (args[0] != "saea" && args[0] != "apm") || (args[1] != "echo" && args[1] != "http"))
         {
-            Console.Error.WriteLine("usage: dotnet_servers saea|apm echo|http [port]");
+            Console.Error.WriteLine("usage: dotnet_servers saea|apm echo|http [port [max_connections]]");
             return 2;
         }
         bool http = args[1] == "http";
@@ -26,7 +26,9 @@ static class Program
         int port;
         if (args[0] == "saea")
         {
-            var server = new SaeaServer(MaxConnections, HttpMin.MaxHeader, http);
+            int max = args.Length > 3 ? int.Parse(args[3]) : DefaultMaxConnections;
+            if (max < 1) throw new ArgumentOutOfRangeException("max_connections");
+            var server = new SaeaServer(max, HttpMin.MaxHeader, http);
             server.Init();
             port = server.Start(local, Backlog);
         }

@@ -24,7 +24,7 @@ class StateObject {
  public:
   std::shared_ptr<Socket> workSocket = nullptr;
   static constexpr int BUFFER_SIZE = HTTP_MAX_HEADER;
-  std::array<std::byte, BUFFER_SIZE> buffer;  // C# zeroes it; a receive buffer need not be
+  std::array<std::byte, BUFFER_SIZE> buffer{};  // zeroed, as C#'s new byte[] is
   // http mode: the bytes pending in buffer, the request being answered, whether it closes
   int pending = 0, consumed = 0;
   bool close = false;

@@ -7,7 +7,7 @@
 //    CloseClientSocket to release one;
 //  - the pool's lock goes: every callback runs on the one io_context thread.
 // Modes: echo and http (http_min.h). Prints "PORT <n>" once listening on 127.0.0.1.
-//   compat_saea_server echo|http [port]
+//   compat_saea_server echo|http [port [max_connections]]
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -181,7 +181,13 @@ class SaeaServer {
       }
       --m_maxNumberAcceptedClients;
       if (listenSocket->AcceptAsync(*acceptEventArg)) return;
-      ProcessAccept(*acceptEventArg);
+      // Not in the sample: an accept that fails at once means a listener closed or broken (compat
+      // reports EMFILE later, after a back-off, through Completed), so stop instead of spinning.
+      if (!ProcessAccept(*acceptEventArg)) {
+        std::fprintf(stderr, "compat_saea_server: accept failed (%d): not accepting any more\n",
+                     static_cast<int>(acceptEventArg->SocketError()));
+        return;
+      }
     }
   }
 
@@ -192,10 +198,11 @@ class SaeaServer {
     StartAccept(&e);
   }
 
-  void ProcessAccept(SocketAsyncEventArgs& e) {
+  // False when the accept failed.
+  bool ProcessAccept(SocketAsyncEventArgs& e) {
     if (e.SocketError() != SocketError::Success) {
       Release();
-      return;
+      return false;
     }
     ++m_numConnectedSockets;  // Interlocked.Increment
     // Get the socket for the accepted client connection and put it into the UserToken
@@ -207,6 +214,7 @@ class SaeaServer {
     readEventArgs.SetBuffer(token->Buffer, token->Base, m_receiveBufferSize);
     // As soon as the client is connected, post a receive to the connection
     if (!e.AcceptSocket()->ReceiveAsync(readEventArgs)) Pump(readEventArgs, true);
+    return true;
   }
 
   // Called whenever a receive or send operation is completed on a socket
@@ -324,7 +332,7 @@ class SaeaServer {
 };
 
 // Enough for bench.py's W7 (10,000 idle connections and 50 busy ones) with room to spare.
-constexpr int MaxConnections = 12000;
+constexpr int DefaultMaxConnections = 12000;
 constexpr int Backlog = 4096;  // as the other bench servers (the samples use 100)
 
 }  // namespace
@@ -332,12 +340,14 @@ constexpr int Backlog = 4096;  // as the other bench servers (the samples use 10
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode != "echo" && mode != "http") {
-    std::fprintf(stderr, "usage: compat_saea_server echo|http [port]\n");
+    std::fprintf(stderr, "usage: compat_saea_server echo|http [port [max_connections]]\n");
     return 2;
   }
   try {
     ringsock::io_context ctx;
-    SaeaServer server(ctx, MaxConnections, HTTP_MAX_HEADER, mode == "http");
+    const int max = argc > 3 ? std::atoi(argv[3]) : DefaultMaxConnections;
+    if (max < 1) throw std::invalid_argument("max_connections must be at least 1");
+    SaeaServer server(ctx, max, HTTP_MAX_HEADER, mode == "http");
     server.Init();
     const int port = server.Start(IPEndPoint(IPAddress::Loopback, argc > 2 ? std::atoi(argv[2]) : 0), Backlog);
     std::printf("PORT %d\n", port);
