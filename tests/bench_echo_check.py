@@ -133,6 +133,8 @@ def main():
     cap = None
     if args[:1] == ["--cap"]:
         cap, args = int(args[1]), args[2:]
+        if cap < 1:
+            sys.exit("bench_echo_check: --cap takes a count of at least 1")
     cmd = args
     server = " ".join(cmd)
     proc = subprocess.Popen(cmd + ["echo", "0"] + ([str(cap)] if cap else []), stdout=subprocess.PIPE, text=True)
@@ -150,6 +152,8 @@ def main():
             if not echoes(s, b"first", 5):
                 failures.append("0: the first client was not echoed")
         baseline = settled_fds(proc.pid)
+        if baseline < 1:  # the listener at least: else /proc could not be read and step 5 checks nothing
+            failures.append(f"0: {baseline} sockets counted in /proc/{proc.pid}/fd with the server listening")
         threads = [threading.Thread(target=messages, args=(port, i, failures)) for i in range(8)]
         for t in threads:
             t.start()

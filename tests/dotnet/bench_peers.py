@@ -8,6 +8,7 @@ pass (tests/bench_echo_check.py and tests/http_cap_check.py) on `dotnet_servers 
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -37,7 +38,7 @@ def main():
     obj = os.path.join(os.path.abspath(args.out), "obj") + os.sep  # not into the source tree
     p = subprocess.run(["dotnet", "build", os.path.join(root, "bench", "dotnet", "Servers.csproj"), "-c", "Release",
                         "-o", args.out, f"-p:BaseIntermediateOutputPath={obj}", "-nologo", "-v", "q"],
-                       capture_output=True, text=True, env=env, timeout=600)
+                       capture_output=True, text=True, env=env, timeout=300)
     if p.returncode != 0:
         print(f"bench_peers: dotnet build failed:\n{p.stdout[-3000:]}{p.stderr[-2000:]}")
         return 1
@@ -46,8 +47,17 @@ def main():
     checks = [[check, *server, kind] for kind in ("saea", "apm") for check in ("bench_echo_check.py", "http_cap_check.py")]
     checks.append(["bench_echo_check.py", "--cap", "3", *server, "saea"])
     for check in checks:
-        r = subprocess.run([sys.executable, os.path.join(root, "tests", check[0]), *check[1:]], env=env, timeout=300)
-        failed += r.returncode != 0
+        # A session of its own: a check that hangs is killed with the server it started, which
+        # would otherwise hold the test's output open.
+        p = subprocess.Popen([sys.executable, os.path.join(root, "tests", check[0]), *check[1:]], env=env,
+                             start_new_session=True)
+        try:
+            failed += p.wait(timeout=90) != 0
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            print(f"bench_peers: {' '.join(check)} did not end within 90 s")
+            failed += 1
     return 1 if failed else 0
 
 
