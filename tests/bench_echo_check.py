@@ -17,10 +17,11 @@ import os
 import random
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
+
+from bench_server import BenchServer, report
 
 
 def connect(port):
@@ -128,6 +129,45 @@ def cap_check(port, cap, failures):
         s.close()
 
 
+def serve_check(proc, port, failures):
+    """Steps 1 to 5 of the module docstring."""
+    with connect(port) as s:
+        if not echoes(s, b"first", 5):
+            failures.append("0: the first client was not echoed")
+    baseline = settled_fds(proc.pid)
+    if baseline < 1:  # the listener at least: else /proc could not be read and step 5 checks nothing
+        failures.append(f"0: {baseline} sockets counted in /proc/{proc.pid}/fd with the server listening")
+    threads = [threading.Thread(target=messages, args=(port, i, failures)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    stream(port, failures)
+    with connect(port) as s:
+        s.sendall(b"half-closed")
+        s.shutdown(socket.SHUT_WR)
+        back = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            back += b
+        if back != b"half-closed":
+            failures.append(f"3: half-close: got {back!r} before end of stream")
+    for _ in range(20):
+        s = connect(port)
+        s.sendall(os.urandom(3000))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    messages(port, 99, failures)
+    if proc.poll() is not None:
+        failures.append(f"5: the server exited ({proc.returncode})")
+    else:
+        left = settled_fds(proc.pid, at_most=baseline)
+        if left > baseline:
+            failures.append(f"5: {left} sockets open once every client left, {baseline} before")
+
+
 def main():
     args = sys.argv[1:]
     cap = None
@@ -135,73 +175,20 @@ def main():
         cap, args = int(args[1]), args[2:]
         if cap < 1:
             sys.exit("bench_echo_check: --cap takes a count of at least 1")
-    cmd = args
-    server = " ".join(cmd)
-    proc = subprocess.Popen(cmd + ["echo", "0"] + ([str(cap)] if cap else []), stdout=subprocess.PIPE, text=True)
     failures = []
-    try:
-        line = proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            print(f"{server}: no PORT line")
+    with BenchServer(args + ["echo", "0"] + ([str(cap)] if cap else [])) as srv:
+        if srv.port is None:
+            print(f"{srv.name}: no PORT line")
             return 1
-        port = int(line[1])
-        if cap:
-            cap_check(port, cap, failures)
-            return report(server, failures, f"{cap} served, one more waits until one leaves")
-        with connect(port) as s:
-            if not echoes(s, b"first", 5):
-                failures.append("0: the first client was not echoed")
-        baseline = settled_fds(proc.pid)
-        if baseline < 1:  # the listener at least: else /proc could not be read and step 5 checks nothing
-            failures.append(f"0: {baseline} sockets counted in /proc/{proc.pid}/fd with the server listening")
-        threads = [threading.Thread(target=messages, args=(port, i, failures)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        stream(port, failures)
-        with connect(port) as s:
-            s.sendall(b"half-closed")
-            s.shutdown(socket.SHUT_WR)
-            back = b""
-            while True:
-                b = s.recv(4096)
-                if not b:
-                    break
-                back += b
-            if back != b"half-closed":
-                failures.append(f"3: half-close: got {back!r} before end of stream")
-        for _ in range(20):
-            s = connect(port)
-            s.sendall(os.urandom(3000))
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            s.close()
-        messages(port, 99, failures)
-        if proc.poll() is not None:
-            failures.append(f"5: the server exited ({proc.returncode})")
-        else:
-            left = settled_fds(proc.pid, at_most=baseline)
-            if left > baseline:
-                failures.append(f"5: {left} sockets open once every client left, {baseline} before")
-    except OSError as e:
-        failures.append(f"{e}")
-    finally:
-        proc.terminate()
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return report(server, failures, "messages, 2 MiB stream, half-close and resets: all echoed, "
+            if cap:
+                cap_check(srv.port, cap, failures)
+                return report(srv.name, failures, f"{cap} served, one more waits until one leaves")
+            serve_check(srv.proc, srv.port, failures)
+        except OSError as e:
+            failures.append(f"{e}")
+    return report(srv.name, failures, "messages, 2 MiB stream, half-close and resets: all echoed, "
                   "still serving, sockets back")
-
-
-def report(server, failures, what):
-    for f in failures:
-        print(f"{server}: FAILED {f}")
-    if not failures:
-        print(f"{server}: {what}")
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ For the server command given as argv[1:] (started as `COMMAND... http 0`, which 
   4. the server still answers a normal request afterwards.
 Every socket has a 5 s timeout; the server is stopped by its PID at the end."""
 import socket
-import subprocess
 import sys
+
+from bench_server import BenchServer, report
 
 REQ = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -49,15 +50,12 @@ def normal_request(port):
 
 
 def main():
-    server = " ".join(sys.argv[1:])
-    proc = subprocess.Popen(sys.argv[1:] + ["http", "0"], stdout=subprocess.PIPE, text=True)
     failures = []
-    try:
-        line = proc.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            print(f"{server}: no PORT line")
+    with BenchServer(sys.argv[1:] + ["http", "0"]) as srv:
+        if srv.port is None:
+            print(f"{srv.name}: no PORT line")
             return 1
-        port = int(line[1])
+        port = srv.port
         if not normal_request(port):
             failures.append("1: a normal request was not answered 200")
 
@@ -82,22 +80,11 @@ def main():
             if b"200" in data or how == "timeout":
                 failures.append(f"3: a flood: got {data[:40]!r}, ended by {how}")
             elif not data.startswith(b"HTTP/1.1 431"):
-                print(f"{server}: 3: the flood ended by {how} before the 431 was read (allowed)")
+                print(f"{srv.name}: 3: the flood ended by {how} before the 431 was read (allowed)")
 
         if not normal_request(port):
             failures.append("4: the server did not answer after the oversized requests")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for f in failures:
-        print(f"{server}: FAILED {f}")
-    if not failures:
-        print(f"{server}: 200, pipelined, 431 + close, flood closed, still serving")
-    return 1 if failures else 0
+    return report(srv.name, failures, "200, pipelined, 431 + close, flood closed, still serving")
 
 
 if __name__ == "__main__":
