@@ -1,6 +1,7 @@
 // The SocketAsyncEventArgs documentation's sample server (the Server class of the
 // SocketAsyncEventArgs page, its BufferManager and SocketAsyncEventArgsPool), as a bench peer.
-// Kept as the sample writes it, with four changes, made the same way in the C++ port
+// Kept as the sample writes it (less what nobody calls: FreeBuffer with its free list, the pool's Count),
+// with four changes, made the same way in the C++ port
 // (bench/servers/compat_saea_server.cpp):
 //  - operations that complete synchronously are taken in a loop (StartAccept, Pump) where the
 //    sample recurses, so a burst of ready connections or data cannot overflow the stack;
@@ -20,7 +21,6 @@ class BufferManager
 {
     int m_numBytes;                 // the total number of bytes controlled by the buffer pool
     byte[] m_buffer;                // the underlying byte array maintained by the Buffer Manager
-    Stack<int> m_freeIndexPool;
     int m_currentIndex;
     int m_bufferSize;
 
@@ -29,7 +29,6 @@ class BufferManager
         m_numBytes = totalBytes;
         m_currentIndex = 0;
         m_bufferSize = bufferSize;
-        m_freeIndexPool = new Stack<int>();
     }
 
     // Allocates buffer space used by the buffer pool
@@ -42,25 +41,11 @@ class BufferManager
     // false when the pool is used up.
     public bool SetBuffer(SocketAsyncEventArgs args)
     {
-        if (m_freeIndexPool.Count > 0)
-        {
-            args.SetBuffer(m_buffer, m_freeIndexPool.Pop(), m_bufferSize);
-        }
-        else
-        {
-            if ((m_numBytes - m_bufferSize) < m_currentIndex)
-                return false;
-            args.SetBuffer(m_buffer, m_currentIndex, m_bufferSize);
-            m_currentIndex += m_bufferSize;
-        }
+        if ((m_numBytes - m_bufferSize) < m_currentIndex)
+            return false;
+        args.SetBuffer(m_buffer, m_currentIndex, m_bufferSize);
+        m_currentIndex += m_bufferSize;
         return true;
-    }
-
-    // Removes the buffer from a SocketAsyncEventArg object, back to the pool
-    public void FreeBuffer(SocketAsyncEventArgs args)
-    {
-        m_freeIndexPool.Push(args.Offset);
-        args.SetBuffer(null, 0, 0);
     }
 }
 
@@ -85,7 +70,6 @@ class SocketAsyncEventArgsPool
         lock (m_pool) { return m_pool.Pop(); }
     }
 
-    public int Count => m_pool.Count;
 }
 
 class AsyncUserToken

@@ -1,6 +1,7 @@
 // bench server "compat-saea": bench/dotnet/SaeaServer.cs (the SocketAsyncEventArgs
 // documentation's sample server, with its BufferManager and SocketAsyncEventArgsPool) ported to
-// ringsock::compat by the README's mechanical edit ("Porting from .NET"), member for member.
+// ringsock::compat by the README's mechanical edit ("Porting from .NET"), member for member
+// (what nobody calls, FreeBuffer with its free list and the pool's Count, left out on both sides).
 // Where the port is not a word-for-word edit, a comment says why:
 //  - the sample's Semaphore becomes a count and a deferred accept: a WaitOne() on the
 //    io_context's thread would deadlock (README), so an accept with no args free waits for
@@ -47,7 +48,6 @@ std::span<std::byte> reply_span(const std::vector<std::byte>& v) {
 class BufferManager {
   int m_numBytes;                       // the total number of bytes controlled by the buffer pool
   std::unique_ptr<std::byte[]> m_buffer;  // the underlying byte array maintained by the Buffer Manager
-  std::stack<int> m_freeIndexPool;
   int m_currentIndex = 0;
   int m_bufferSize;
 
@@ -60,22 +60,10 @@ class BufferManager {
 
   // Assigns a buffer from the buffer pool to the specified args; false when the pool is used up.
   bool SetBuffer(SocketAsyncEventArgs& args) {
-    const std::span<std::byte> all(m_buffer.get(), static_cast<std::size_t>(m_numBytes));
-    if (!m_freeIndexPool.empty()) {
-      args.SetBuffer(all, m_freeIndexPool.top(), m_bufferSize);
-      m_freeIndexPool.pop();
-    } else {
-      if ((m_numBytes - m_bufferSize) < m_currentIndex) return false;
-      args.SetBuffer(all, m_currentIndex, m_bufferSize);
-      m_currentIndex += m_bufferSize;
-    }
+    if ((m_numBytes - m_bufferSize) < m_currentIndex) return false;
+    args.SetBuffer({m_buffer.get(), static_cast<std::size_t>(m_numBytes)}, m_currentIndex, m_bufferSize);
+    m_currentIndex += m_bufferSize;
     return true;
-  }
-
-  // Removes the buffer from an args object, back to the pool.
-  void FreeBuffer(SocketAsyncEventArgs& args) {
-    m_freeIndexPool.push(args.Offset());
-    args.SetBuffer({}, 0, 0);
   }
 };
 
@@ -93,7 +81,6 @@ class SocketAsyncEventArgsPool {
     m_pool.pop();
     return e;
   }
-  int Count() const { return static_cast<int>(m_pool.size()); }
 };
 
 class AsyncUserToken {
@@ -116,7 +103,7 @@ class SaeaServer {
   std::shared_ptr<Socket> listenSocket;
   SocketAsyncEventArgsPool m_readWritePool;
   std::vector<std::unique_ptr<SocketAsyncEventArgs>> m_args;  // C#: the GC keeps them
-  std::vector<std::shared_ptr<AsyncUserToken>> m_tokens;
+  std::vector<std::unique_ptr<AsyncUserToken>> m_tokens;
   std::unique_ptr<SocketAsyncEventArgs> m_acceptArgs;
   long m_totalBytesRead = 0;     // counter of the total # bytes received by the server
   int m_numConnectedSockets = 0;  // the total number of clients connected to the server
@@ -141,9 +128,8 @@ class SaeaServer {
     for (int i = 0; i < m_numConnections; i++) {
       auto& readWriteEventArg = *m_args.emplace_back(std::make_unique<SocketAsyncEventArgs>());
       readWriteEventArg.Completed += [this](Socket& sender, SocketAsyncEventArgs& e) { IO_Completed(sender, e); };
-      auto token = std::make_shared<AsyncUserToken>();
-      readWriteEventArg.UserToken(token.get());  // C#: the token object; here a pointer to it
-      m_tokens.push_back(token);
+      auto* token = m_tokens.emplace_back(std::make_unique<AsyncUserToken>()).get();
+      readWriteEventArg.UserToken(token);  // C#: the token object; here a pointer to it
       // assign a byte buffer from the buffer pool to the args object
       m_bufferManager.SetBuffer(readWriteEventArg);
       token->Buffer = readWriteEventArg.Buffer();
