@@ -377,6 +377,19 @@ def main():
         with open(os.path.join(outdir, f"micro-{stamp}.txt"), "w") as f:
             f.write(out.stdout)
 
+    crossover = os.path.join(args.build, "bench", "zc_crossover")
+    if os.path.exists(crossover) and not args.only:
+        print("\nbench: zero-copy send against copying send over loopback, process CPU per MB "
+              "(bench/zc_crossover.c; median of the rounds)", flush=True)
+        out = subprocess.run(["taskset", "-c", "0,1", crossover, "32" if args.quick else "256",
+                              "1" if args.quick else str(args.rounds)],
+                             capture_output=True, text=True, timeout=600)
+        print(out.stdout.rstrip())
+        if out.returncode != 0:
+            print(f"bench: zc_crossover failed: {out.stderr.strip()}")
+        with open(os.path.join(outdir, f"zc-crossover-{stamp}.md"), "w") as f:
+            f.write(out.stdout)
+
     try:
         import matplotlib
         matplotlib.use("Agg")

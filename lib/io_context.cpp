@@ -27,13 +27,14 @@ io_context::io_context() : io_context(params{}) {}
 
 io_context::io_context(const params& p)
     : owner_(std::this_thread::get_id()),
-      ring_(p.sq_entries, p.cq_entries),
+      ring_(p.sq_entries, p.cq_entries, p.send_zc_threshold > 0),
       mailbox_(ring_, p.max_posted) {
   spawned_.next = spawned_.prev = &spawned_;
   cores_.next = cores_.prev = &cores_;
   ready_.reserve(256);
   receive_queue_limit_ = std::clamp(p.receive_queue_limit, 1u, 65536u);
   ring_.setup_buffers(p.receive_buffers, p.receive_buffer_size);
+  if (ring_.features().send_zc) send_zc_threshold_ = p.send_zc_threshold;
 }
 
 io_context::~io_context() {
@@ -53,7 +54,8 @@ io_stats io_context::stats() const noexcept {
   const detail::ring_counters& c = ring_.counters();
   const detail::buffer_ring& b = ring_.buffers();
   return {c.sqes_submitted, c.enter_calls, c.cqes, inline_completions_, tasks_ended_by_io_error_,
-          b.total(), b.lent(), b.pieces_held(), buffer_shortages_};
+          b.total(), b.lent(), b.pieces_held(), buffer_shortages_, zero_copy_sends_,
+          zero_copy_copied_};
 }
 
 void io_context::spawn(task<void> t) {

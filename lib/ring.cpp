@@ -14,7 +14,7 @@ namespace {
 std::atomic<unsigned> g_ring_lifetimes{0};
 }  // namespace
 
-ring::ring(unsigned sq_entries, unsigned cq_entries) {
+ring::ring(unsigned sq_entries, unsigned cq_entries, bool send_zc) {
   // Newest first; older kernels refuse unknown flags with EINVAL and we step down.
   const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
   const unsigned tries[] = {
@@ -44,6 +44,7 @@ ring::ring(unsigned sq_entries, unsigned cq_entries) {
     features_.msg_ring = io_uring_opcode_supported(p, IORING_OP_MSG_RING);
     io_uring_free_probe(p);
   }
+  if (send_zc) probe_send_zc();
 }
 
 ring::~ring() {
@@ -66,6 +67,31 @@ void ring::setup_buffers(unsigned count, unsigned size) noexcept {
   }
   features_.buffer_ring = true;
   features_.incremental_buffers = buffers_.incremental();
+}
+
+void ring::probe_send_zc() noexcept {
+  io_uring_probe* p = io_uring_get_probe_ring(&uring_);
+  if (!p) return;
+  const bool opcode = io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
+  io_uring_free_probe(p);
+  if (!opcode) return;
+  // The opcode came with 6.0, the usage report with 6.2: a kernel without it fails the SQE
+  // with EINVAL while preparing it; one with it gets as far as the descriptor (EBADF).
+  io_uring_sqe* sqe = io_uring_get_sqe(&uring_);
+  if (!sqe) return;
+  io_uring_prep_send_zc(sqe, -1, nullptr, 0, 0, 0);
+  sqe->ioprio |= send_zc_report_usage;
+  io_uring_sqe_set_data64(sqe, 1);
+  if (io_uring_submit(&uring_) != 1) return;
+  int res = 0;
+  for (bool more = true; more;) {  // a failed zero-copy send may still post its notification
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_wait_cqe(&uring_, &cqe) != 0) return;
+    more = cqe->flags & IORING_CQE_F_MORE;
+    if (!(cqe->flags & IORING_CQE_F_NOTIF)) res = cqe->res;
+    io_uring_cqe_seen(&uring_, cqe);
+  }
+  features_.send_zc = res != -EINVAL;
 }
 
 void ring::prep_cancel(const void* target) noexcept {

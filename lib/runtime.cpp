@@ -154,6 +154,8 @@ runtime_report runtime::run_threads(std::function<task<void>(io_context&, unsign
       rep.stats.buffers_lent += t.stats.buffers_lent;
       rep.stats.buffer_pieces_held += t.stats.buffer_pieces_held;
       rep.stats.buffer_shortages += t.stats.buffer_shortages;
+      rep.stats.zero_copy_sends += t.stats.zero_copy_sends;
+      rep.stats.zero_copy_copied += t.stats.zero_copy_copied;
     }
     for (const auto& g : groups_) {
       rep.threads[g->origin].handed_out += g->sent;

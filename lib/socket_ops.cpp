@@ -21,10 +21,27 @@ template <class Op>
     r->res_ = -ECANCELED;  // closed meanwhile: never send on a number that may be reused
     return false;
   }
+  if constexpr (requires { op.zero_copy; }) {
+    if (r->core_->send_copies) op.zero_copy = false;  // the first round's notification said so
+  }
   access::submit_round(*r->ctx_, *r, [&op, fd](io_uring_sqe* sqe) { op.prep(sqe, fd); });
   return true;
 }
 }  // namespace
+
+void on_send_zc_cqe(operation* o, int res, std::uint32_t flags) noexcept {
+  auto* r = static_cast<io_request*>(o);
+  if (flags & IORING_CQE_F_NOTIF) {
+    // The kernel is done with the buffer. r->core_ is set while the request is in flight.
+    const bool copied = static_cast<unsigned>(res) & notif_usage_zc_copied;
+    if (copied) r->core_->send_copies = true;
+    access::count_zero_copy(*r->ctx_, copied);
+  } else {
+    r->res_ = res;
+    if (flags & IORING_CQE_F_MORE) ++r->cqes_left_;  // the notification is still to come
+  }
+  r->count_down();
+}
 
 bool send_all_op::again(io_request* r) noexcept {
   auto& op = *static_cast<send_all_op*>(r->op_);

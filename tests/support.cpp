@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdlib>
 #include <new>
+#include <utility>
 
 namespace {
 std::atomic<std::size_t> g_new_calls{0};
@@ -58,6 +59,25 @@ std::thread read_on_thread(int fd, std::vector<std::byte>& got, std::size_t want
       got.insert(got.end(), chunk.begin(), chunk.begin() + n);
     }
   });
+}
+
+raw_pair::raw_pair(raw_pair&& o) noexcept
+    : server(std::move(o.server)), peer(std::exchange(o.peer, -1)) {}
+raw_pair::~raw_pair() {
+  if (peer >= 0) ::close(peer);
+}
+
+raw_pair make_pair(ringsock::io_context& ctx, ringsock::socket& listener) {
+  raw_pair p;
+  p.peer = blocking_connect(listener.local_endpoint());
+  p.server = ctx.block_on(accept_one(listener));
+  return p;
+}
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+  return s;
 }
 
 int blocking_connect(const ringsock::endpoint& ep) {

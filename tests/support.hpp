@@ -62,6 +62,20 @@ ringsock::task<void> echo_server(ringsock::io_context& ctx, ringsock::socket& li
 ringsock::task<std::string> echo_client(ringsock::io_context& ctx, ringsock::endpoint ep,
                                         std::string msg);
 
+// An accepted ringsock socket and the raw (blocking) descriptor of its peer, closed with it.
+struct raw_pair {
+  ringsock::socket server;
+  int peer = -1;
+  raw_pair() = default;
+  raw_pair(raw_pair&& o) noexcept;
+  raw_pair& operator=(raw_pair&&) = delete;
+  ~raw_pair();
+};
+raw_pair make_pair(ringsock::io_context& ctx, ringsock::socket& listener);
+
+// n bytes of a pattern with a long period (a byte out of place or lost shows).
+std::string pattern(std::size_t n);
+
 // A unique path for a Unix-domain socket in /tmp.
 std::string temp_socket_path(const char* tag);
 

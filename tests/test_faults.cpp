@@ -5,11 +5,15 @@
 // operation is left (LeakSanitizer checks the memory).
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <thread>
 #include <map>
+#include <string>
+#include <utility>
 #include <memory>
 #include <vector>
 
@@ -446,6 +450,63 @@ TEST_SUITE("faults") {
     compat_run r = expect_compat_faults(plan, 6);
     CHECK(r.session_errors_of(compat::SocketError::Shutdown) == 6);
     CHECK(r.base.load.affected == 6);
+  }
+
+  TEST_CASE("zero-copy sends: short rounds send the rest in order; a failed one reaches that send only, and the socket still sends zero-copy") {
+    io_context::params prm;
+    prm.send_zc_threshold = 16 * 1024;
+    io_context ctx(prm);
+    if (!ctx.features().send_zc) {
+      MESSAGE("skipped: this kernel has no IORING_OP_SEND_ZC with usage reports (6.2+)");
+      return;
+    }
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    const std::string data = test::pattern(512 * 1024);
+    auto send = [&](test::raw_pair& p) {
+      std::vector<std::byte> got;
+      std::thread reader = test::read_on_thread(p.peer, got, data.size());
+      io_result<std::size_t> r = ctx.block_on([](socket& s, const std::string& d) -> task<io_result<std::size_t>> {
+        co_return co_await as_result(s.send_all_async(test::bytes(d)));
+      }(p.server, data));
+      if (r.ec) ::shutdown(p.peer, SHUT_RD), ::shutdown(p.server.native_handle(), SHUT_WR);
+      reader.join();
+      return std::pair{r, test::str(got)};
+    };
+    {
+      fault_plan plan;
+      plan.short_write({0, 1, 6});
+      testing::fault_scope scope(ctx, plan);
+      for (int i = 0; i < 3; ++i) {  // the first round of each socket goes zero-copy
+        test::raw_pair p = test::make_pair(ctx, l);
+        auto [r, got] = send(p);
+        CHECK_FALSE(r.ec);
+        CHECK(r.value == data.size());
+        CHECK(got == data);
+      }
+      CHECK(plan.injected() == 6);
+      CHECK(ctx.stats().zero_copy_sends >= 3);
+    }
+    {
+      test::raw_pair p = test::make_pair(ctx, l);
+      const std::uint64_t before = ctx.stats().zero_copy_sends;
+      {
+        fault_plan plan;
+        plan.fail(fault_target::send, EPIPE, {0, 1, 1});
+        testing::fault_scope scope(ctx, plan);
+        io_result<std::size_t> r = ctx.block_on([](socket& s, const std::string& d) -> task<io_result<std::size_t>> {
+          co_return co_await as_result(s.send_all_async(test::bytes(d)));
+        }(p.server, data));
+        CHECK(r.ec == std::errc::broken_pipe);
+        CHECK(r.value == 0);
+        CHECK(plan.injected() == 1);
+      }
+      CHECK(ctx.stats().zero_copy_sends == before);  // the kernel never had it
+      auto [r, got] = send(p);  // the socket is intact and still tries zero-copy
+      CHECK_FALSE(r.ec);
+      CHECK(got == data);
+      CHECK(ctx.stats().zero_copy_sends > before);
+    }
+    CHECK(ctx.pending_operations() == 0);
   }
 }
 

@@ -25,23 +25,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// An accepted ringsock socket and the raw descriptor of its peer.
-struct raw_pair {
-  socket server;
-  int peer = -1;
-  raw_pair() = default;
-  raw_pair(raw_pair&& o) noexcept : server(std::move(o.server)), peer(std::exchange(o.peer, -1)) {}
-  ~raw_pair() {
-    if (peer >= 0) ::close(peer);
-  }
-};
-
-raw_pair make_pair(io_context& ctx, socket& l) {
-  raw_pair p;
-  p.peer = test::blocking_connect(l.local_endpoint());
-  p.server = ctx.block_on(test::accept_one(l));
-  return p;
-}
+using test::make_pair;
+using test::pattern;
+using test::raw_pair;
 
 void peer_send(int fd, std::string_view s) {
   REQUIRE(::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()));
@@ -76,12 +62,6 @@ task<std::string> receive_all(socket& s, std::size_t total, std::size_t chunk) {
 bool all_back(const io_context& ctx) {
   const io_stats s = ctx.stats();
   return s.buffers_lent == 0 && s.buffer_pieces_held == 0;
-}
-
-std::string pattern(std::size_t n) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
-  return s;
 }
 
 // Writes `data` from another thread (the loop must run to take it).

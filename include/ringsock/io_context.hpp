@@ -40,6 +40,8 @@ struct io_stats {
   std::uint32_t buffers_lent = 0;        // ... out of it: holding received bytes not yet taken
   std::uint32_t buffer_pieces_held = 0;  // received pieces queued or lent (received_buffer)
   std::uint64_t buffer_shortages = 0;    // multishot receives the ring ran dry for (ENOBUFS)
+  std::uint64_t zero_copy_sends = 0;     // sends that went zero-copy (params::send_zc_threshold)
+  std::uint64_t zero_copy_copied = 0;    // ... of which the kernel copied the bytes after all
 };
 
 // What io_context::shutdown_gracefully found and did.
@@ -72,6 +74,15 @@ class io_context {
     // retries up to 32 times per wake-up), so a socket may briefly hold up to limit + 32.
     // Taken between 1 and 65536.
     unsigned receive_queue_limit = 8;
+    // Sends of one buffer (send_async, send_all_async) of at least this many bytes go
+    // zero-copy (IORING_OP_SEND_ZC) when the kernel has it with usage reports (6.2+;
+    // features().send_zc); 0 (the default): every send copies. A zero-copy send completes only
+    // once the kernel no longer reads the buffer (for TCP: once the peer acknowledged the
+    // bytes), so the buffer is the caller's again when its co_await returns, as with a copying
+    // send, but a sender with one send in flight waits about a round trip per send. When a
+    // notification says the kernel copied anyway (loopback, a device without scatter-gather),
+    // that socket sends by copying from then on (stats().zero_copy_copied counts these).
+    std::size_t send_zc_threshold = 0;
   };
 
   // Throws ring_setup_error (with the cause and the remedy in what()) when io_uring is
@@ -256,6 +267,9 @@ class io_context {
   std::uint64_t inline_completions_ = 0;
   std::uint64_t tasks_ended_by_io_error_ = 0;
   std::uint64_t buffer_shortages_ = 0;
+  std::uint64_t zero_copy_sends_ = 0;
+  std::uint64_t zero_copy_copied_ = 0;
+  std::size_t send_zc_threshold_ = 0;  // 0: off (not asked for, or the kernel lacks it)
   unsigned receive_queue_limit_ = 8;
   bool draining_ = false;
   bool in_loop_ = false;
@@ -283,6 +297,13 @@ inline void detail::access::untrack(io_context& c, io_request& r) noexcept { c.u
 inline void detail::access::count_inline(io_context& c) noexcept { ++c.inline_completions_; }
 inline void detail::access::count_io_error(io_context& c) noexcept { ++c.tasks_ended_by_io_error_; }
 inline void detail::access::count_buffer_shortage(io_context& c) noexcept { ++c.buffer_shortages_; }
+inline void detail::access::count_zero_copy(io_context& c, bool copied) noexcept {
+  ++c.zero_copy_sends_;
+  c.zero_copy_copied_ += copied;
+}
+inline std::size_t detail::access::send_zc_threshold(const io_context& c) noexcept {
+  return c.send_zc_threshold_;
+}
 inline unsigned detail::access::receive_queue_limit(const io_context& c) noexcept {
   return c.receive_queue_limit_;
 }

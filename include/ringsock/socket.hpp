@@ -188,7 +188,8 @@ class socket {
   // send_async: one send of buf (args: args.buffer()); it may be short.
   //   returns   bytes sent (args: args.bytes_transferred())
   //   errors    broken_pipe (MSG_NOSIGNAL: never SIGPIPE), connection_reset ...
-  //   buffers   read by the kernel until the co_await returns
+  //   buffers   read by the kernel until the co_await returns (also zero-copy: at least
+  //             io_context::params::send_zc_threshold bytes, where features().send_zc)
   detail::op_awaiter<detail::send_op> send_async(std::span<const std::byte> buf, io_options o = {});
   detail::args_awaiter send_async(socket_args& args, io_options o = {});
 
@@ -198,7 +199,7 @@ class socket {
   //   errors    as send_async; the bytes that went out before the error: io_result::value of
   //             as_result, args.bytes_transferred() of the args form
   //   cancel    the timeout applies to each round; close() stops it before the next round
-  //   buffers   read by the kernel until the co_await returns
+  //   buffers   read by the kernel until the co_await returns (zero-copy: as send_async)
   detail::op_awaiter<detail::send_all_op> send_all_async(std::span<const std::byte> buf,
                                                          io_options o = {});
   detail::args_awaiter send_all_async(socket_args& args, io_options o = {});

@@ -22,7 +22,8 @@ bool targets(fault_target t, const io_uring_sqe& sqe) noexcept {
     case fault_target::receive:
       return sqe.opcode == IORING_OP_RECV || sqe.opcode == IORING_OP_RECVMSG;
     case fault_target::send:
-      return sqe.opcode == IORING_OP_SEND || sqe.opcode == IORING_OP_SENDMSG;
+      return sqe.opcode == IORING_OP_SEND || sqe.opcode == IORING_OP_SEND_ZC ||
+             sqe.opcode == IORING_OP_SENDMSG;
     case fault_target::message:
       return sqe.opcode == IORING_OP_MSG_RING;
     case fault_target::any_start:
@@ -89,7 +90,7 @@ void fault_plan::apply(io_uring_sqe& sqe) noexcept {
         if (due(r)) return make_failing_nop(sqe, r.err);
         break;
       case fault_action::short_write:
-        if (sqe.opcode == IORING_OP_SEND && sqe.len > 1 && due(r)) {
+        if ((sqe.opcode == IORING_OP_SEND || sqe.opcode == IORING_OP_SEND_ZC) && sqe.len > 1 && due(r)) {
           sqe.len /= 2;
           return;
         }

@@ -52,6 +52,10 @@ struct access {
   // handler that keeps the default policy for those (runtime).
   static void count_io_error(io_context& c) noexcept;
   static void count_buffer_shortage(io_context& c) noexcept;
+  // A zero-copy send's notification came (`copied`: the kernel copied the bytes after all).
+  static void count_zero_copy(io_context& c, bool copied) noexcept;
+  // Sends of at least this many bytes go zero-copy; 0: none do.
+  static std::size_t send_zc_threshold(const io_context& c) noexcept;
   static unsigned receive_queue_limit(const io_context& c) noexcept;
   // Runs fn(arg) on a following loop turn (never on the caller's stack).
   static void defer(io_context& c, void (*fn)(void*), void* arg);

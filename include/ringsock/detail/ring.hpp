@@ -40,11 +40,22 @@ struct ring_features {
   bool incremental_buffers = false;  // ... consumed incrementally (IOU_PBUF_RING_INC, 6.12+)
   bool multishot_receive = false;    // stream receives run as one persistent multishot (6.0+)
   bool msg_ring = false;             // rings message each other (IORING_OP_MSG_RING, 5.18+)
+  bool send_zc = false;  // large sends go zero-copy (io_context::params::send_zc_threshold > 0,
+                         // and the kernel has IORING_OP_SEND_ZC with usage reports, 6.2+)
 };
 
 }  // namespace ringsock
 
 namespace ringsock::detail {
+
+// Zero-copy send flags newer than liburing 2.3's header (the kernel's values).
+#ifdef IORING_SEND_ZC_REPORT_USAGE
+inline constexpr unsigned send_zc_report_usage = IORING_SEND_ZC_REPORT_USAGE;
+inline constexpr unsigned notif_usage_zc_copied = IORING_NOTIF_USAGE_ZC_COPIED;
+#else
+inline constexpr unsigned send_zc_report_usage = 1U << 3;   // 6.2: the notification says
+inline constexpr unsigned notif_usage_zc_copied = 1U << 31;  // ... whether the kernel copied
+#endif
 
 struct ring_counters {
   std::uint64_t sqes_submitted = 0;  // SQEs handed to the kernel
@@ -55,7 +66,9 @@ struct ring_counters {
 class ring {
  public:
   // Throws ring_setup_error (cause and remedy in what()) when io_uring is unavailable.
-  ring(unsigned sq_entries, unsigned cq_entries);
+  // `send_zc`: asks the kernel whether it takes zero-copy sends that report a copy (one SQE,
+  // waited for, before anything else is submitted); features().send_zc says the answer.
+  ring(unsigned sq_entries, unsigned cq_entries, bool send_zc = false);
   ~ring();
   // Registers the provided-buffer ring (count buffers of size bytes; count 0: none). A refusal
   // is not an error: receives then go without it, and features() says so.
@@ -112,6 +125,7 @@ class ring {
   static constexpr unsigned cqe_batch = 128;
 
   void before_submit() noexcept;
+  void probe_send_zc() noexcept;
   void count_enter(int r) noexcept {
     ++counters_.enter_calls;
     if (r > 0) counters_.sqes_submitted += static_cast<unsigned>(r);

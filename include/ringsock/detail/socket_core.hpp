@@ -44,7 +44,9 @@ struct socket_core : frame_allocated {
                                   // but nothing in the kernel refers to the fd for them (they
                                   // nest a few deep at most)
   signed char kind = kind_unknown;
-  bool owned = true;              // a socket object holds it
+  bool owned : 1 = true;          // a socket object holds it
+  bool send_copies : 1 = false;   // the kernel copied a zero-copy send of it (loopback): its
+                                  // sends copy from then on (params::send_zc_threshold)
   acceptor* listener = nullptr;   // the accept side, from listen() on
   socket_core* prev = nullptr;    // the context's list of live cores
   socket_core* next = nullptr;

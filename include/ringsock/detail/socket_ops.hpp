@@ -112,15 +112,39 @@ inline void check_send_flags(int flags) {
   if ((flags & ~(MSG_OOB | MSG_DONTROUTE)) != 0) throw_bad_send_flags();
 }
 
+// Zero-copy sends (io_context::params::send_zc_threshold). start_op chooses, for a send of one
+// buffer, IORING_OP_SEND_ZC when the buffer is at least the threshold and the socket's kernel
+// has not copied such a send before (socket_core::send_copies); its request then takes its CQEs
+// through on_send_zc_cqe: the result (with F_MORE when a notification follows) and the
+// notification that the kernel no longer reads the buffer. The request completes after both,
+// so the buffer is the caller's once its co_await returns, as with a copying send.
+inline bool zero_copy_wanted(const socket_core& c, std::size_t n) noexcept {
+  const std::size_t t = access::send_zc_threshold(*c.ctx);
+  return t != 0 && n >= t && !c.send_copies;
+}
+inline void prep_send(io_uring_sqe* sqe, int fd, const std::byte* p, std::size_t n, int flags,
+                      bool zero_copy) noexcept {
+  if (zero_copy) [[unlikely]] {
+    io_uring_prep_send_zc(sqe, fd, p, n, MSG_NOSIGNAL | flags, 0);
+    sqe->ioprio |= send_zc_report_usage;
+    return;
+  }
+  io_uring_prep_send(sqe, fd, p, n, MSG_NOSIGNAL | flags);
+}
+// A zero-copy request's CQE handler (see above); a notification that says the kernel copied
+// marks the socket send_copies.
+void on_send_zc_cqe(operation* op, int res, std::uint32_t flags) noexcept;
+
 // MSG_NOSIGNAL on every send: a dead peer gives EPIPE, never SIGPIPE.
 struct send_op {
   static constexpr const char* name = "send_async";
   static constexpr const char* what = "ringsock: send";
   std::span<const std::byte> buf;
-  int msg_flags = 0;  // MSG_OOB, MSG_DONTROUTE (compat's SocketFlags)
+  int msg_flags = 0;       // MSG_OOB, MSG_DONTROUTE (compat's SocketFlags)
+  bool zero_copy = false;  // chosen by start_op (zero_copy_wanted)
   void check() const { check_send_flags(msg_flags); }
   void prep(io_uring_sqe* sqe, int fd) noexcept {
-    io_uring_prep_send(sqe, fd, buf.data(), buf.size(), MSG_NOSIGNAL | msg_flags);
+    prep_send(sqe, fd, buf.data(), buf.size(), msg_flags, zero_copy);
   }
   std::size_t value(const io_request& r) const noexcept { return static_cast<std::size_t>(r.res_); }
 };
@@ -133,7 +157,8 @@ struct send_all_op {
   static constexpr const char* what = "ringsock: send_all";
   std::span<const std::byte> buf;
   std::size_t sent = 0;
-  int msg_flags = 0;  // as send_op's
+  int msg_flags = 0;       // as send_op's
+  bool zero_copy = false;  // as send_op's (for every round; see send_rest)
   void check() const { check_send_flags(msg_flags); }
   // An empty buffer completes inline with 0.
   bool done_inline(io_request& r) noexcept {
@@ -143,7 +168,7 @@ struct send_all_op {
     return true;
   }
   void prep(io_uring_sqe* sqe, int fd) noexcept {
-    io_uring_prep_send(sqe, fd, buf.data() + sent, buf.size() - sent, MSG_NOSIGNAL | msg_flags);
+    prep_send(sqe, fd, buf.data() + sent, buf.size() - sent, msg_flags, zero_copy);
   }
   static bool again(io_request* r) noexcept;
   // The total is `sent` (r.res_ only says success: a total past 2 GiB does not fit an int).
@@ -337,11 +362,17 @@ bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o) {
     r.again_ = &Op::again;
   else
     r.again_ = nullptr;
+  if constexpr (requires { op.zero_copy; }) op.zero_copy = zero_copy_wanted(c, op.buf.size());
   // Held before arming: making room for the SQE may dispatch completions, and one of them may
   // close or destroy the socket (prep then sees fd -1 and the kernel answers EBADF).
   r.core_ = &c;
   ++c.armed;
   access::arm(*c.ctx, r, o, [&](io_uring_sqe* sqe) { op.prep(sqe, c.fd); });
+  if constexpr (requires { op.zero_copy; }) {
+    // After arm (which resets the handler); nothing reaps this request's CQEs before it.
+    if (op.zero_copy) [[unlikely]]
+      r.on_cqe_ = &on_send_zc_cqe;
+  }
   return false;
 }
 
