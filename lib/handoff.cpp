@@ -177,6 +177,6 @@ void handoff_join(handoff_member& m, ring& r, acceptor& fed) noexcept {
   m.gate.open();
 }
 
-void handoff_drain(handoff_member& m, io_context& ctx) { m.gate.close(ctx); }
+void handoff_drain(handoff_member& m, io_context& ctx) { m.gate.close(ctx, "runtime hand-off"); }
 
 }  // namespace ringsock::detail

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 
 #include "ringsock/io_context.hpp"
 
@@ -31,13 +33,24 @@ class message_gate {
   bool is_open() const noexcept { return open_.load(std::memory_order_relaxed); }
   // The target: nothing more is sent (those already inside still arrive).
   void shut() noexcept { open_.store(false, std::memory_order_seq_cst); }
-  // The target, before its ring goes: shut, then its loop runs until every sender has left. Not
-  // bounded: a sender holds the gate only until the kernel posted its message (submitted with
-  // the sender's next enter, and at the latest when the sender's ring goes) and it was reaped.
-  void close(io_context& ctx) {
+  // The target, before its ring goes: shut, then its loop runs until every sender has left. It
+  // never gives up (a message posted to a ring that is gone could land in a reused descriptor),
+  // but it says so on stderr every `warn_every` it waits: a sender holds the gate only until the
+  // kernel posted its message (submitted at once by spawn_on, by the hand-off's next enter, and
+  // at the latest when the sender's ring goes) and it was reaped, so a long wait is a bug to report, not a state to sit in silently.
+  void close(io_context& ctx, const char* who,
+             std::chrono::milliseconds warn_every = std::chrono::seconds(10)) {
     shut();
-    if (in_flight_.load(std::memory_order_seq_cst) != 0)
-      ctx.run_until([this] { return in_flight_.load(std::memory_order_acquire) == 0; });
+    for (unsigned waited = 0; in_flight_.load(std::memory_order_seq_cst) != 0;) {
+      if (ctx.run_until([this] { return in_flight_.load(std::memory_order_acquire) == 0; },
+                        warn_every))
+        return;
+      std::fprintf(stderr,
+                   "ringsock: %s: %u ring-to-ring message(s) still travelling to this thread's ring "
+                   "after %u s; its ring waits for them before it goes\n",
+                   who, in_flight_.load(std::memory_order_relaxed),
+                   static_cast<unsigned>(++waited * warn_every.count() / 1000));
+    }
   }
 
  private:

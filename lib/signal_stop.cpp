@@ -18,7 +18,13 @@
 
 namespace ringsock::detail {
 
-signal_stop::watch::watch() noexcept : operation(&signal_stop::on_poll) {}
+signal_stop::watch::watch() noexcept : operation(&signal_stop::on_poll) {
+  hook.w = this;
+  hook.fn = [](mail_hook* h) noexcept {
+    watch& x = *static_cast<stop_hook*>(h)->w;
+    x.on_signal(x.arg, x.signo);
+  };
+}
 
 signal_stop::signal_stop(const std::vector<int>& signals, unsigned threads)
     : watches_(std::make_unique<watch[]>(threads)) {
@@ -84,8 +90,8 @@ void signal_stop::on_poll(operation* op, int res, std::uint32_t) noexcept {
     };
     try {
       access::defer(*w.ctx, call, &w);
-    } catch (...) {  // no room to defer it: the stop is more important than the caution
-      w.on_signal(w.arg, w.signo);
+    } catch (...) {  // no room to defer it: through the mailbox, also on a later loop turn
+      access::queue_hook(*w.ctx, &w.hook);
     }
   }
   poll(w);  // a later signal (or one another thread read first) is taken the same way

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "ringsock/detail/mailbox.hpp"
 #include "ringsock/detail/operation.hpp"
 
 namespace ringsock {
@@ -38,6 +39,11 @@ class signal_stop {
   int received() const noexcept { return received_.load(std::memory_order_acquire); }
 
  private:
+  struct watch;
+  // The way to the loop turn that cannot fail (no allocation), when deferring could not.
+  struct stop_hook : mail_hook {
+    watch* w = nullptr;
+  };
   struct watch : operation {
     watch() noexcept;
     signal_stop* owner = nullptr;
@@ -45,6 +51,7 @@ class signal_stop {
     void (*on_signal)(void*, int) = nullptr;
     void* arg = nullptr;
     int signo = 0;
+    stop_hook hook;
   };
   static void on_poll(operation* op, int res, std::uint32_t flags) noexcept;
   static void poll(watch& w) noexcept;

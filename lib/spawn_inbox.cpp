@@ -73,7 +73,7 @@ void spawn_inbox_open(spawn_inbox& in, io_context& ctx) noexcept {
 
 void spawn_inbox_close(spawn_inbox& in, io_context& ctx) {
   if (!in.ctx) return;  // never opened (no MSG_RING)
-  in.gate.close(ctx);
+  in.gate.close(ctx, "runtime spawn_on");
   deliver(in);  // a hook's tasks, if the mailbox has not run it yet
 }
 

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -13,8 +15,11 @@
 #include <functional>
 #include <stdexcept>
 #include <stop_token>
+#include <string>
+#include <thread>
 #include <utility>
 
+#include "../lib/message_gate.hpp"  // internal: the gate's wait is tested directly
 #include "runtime_support.hpp"
 #include "support.hpp"
 
@@ -244,6 +249,35 @@ TEST_SUITE("cross-thread") {
     runtime_report r = ok.run([](io_context&, unsigned) -> task<void> { co_return; });
     CHECK(r.stop_signal == 0);
     CHECK_FALSE(signal_blocked(SIGUSR2));
+  }
+
+  TEST_CASE("a ring-to-ring gate closes only after its last sender left, and says so on stderr while it waits") {
+    io_context ctx;
+    detail::message_gate gate;
+    gate.open();
+    REQUIRE(gate.enter());  // a message on its way, handled 150 ms from now
+    std::thread sender([&gate] {
+      std::this_thread::sleep_for(150ms);
+      gate.leave();
+    });
+    int err[2];
+    REQUIRE(::pipe2(err, O_NONBLOCK | O_CLOEXEC) == 0);
+    const int saved = ::dup(2);
+    ::dup2(err[1], 2);
+    const auto t0 = std::chrono::steady_clock::now();
+    gate.close(ctx, "gate test", 40ms);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    ::dup2(saved, 2);
+    ::close(saved);
+    sender.join();
+    std::string said(4096, '\0');
+    const ssize_t n = ::read(err[0], said.data(), said.size());
+    said.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    ::close(err[0]);
+    ::close(err[1]);
+    CHECK(waited >= 150ms);
+    CHECK(said.find("ringsock: gate test: 1 ring-to-ring message(s) still travelling") != std::string::npos);
+    CHECK_FALSE(gate.enter());  // shut: nothing more is sent
   }
 }
 
