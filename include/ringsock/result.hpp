@@ -35,8 +35,18 @@ class result_awaiter {
 
   explicit result_awaiter(Awaiter& a) noexcept : a_(a) {}
   bool await_ready() { return a_.await_ready(); }
-  void await_suspend(std::coroutine_handle<> h) noexcept { a_.await_suspend(h); }
+  // Whatever the operation's says (void, or bool: false resumes at once).
+  auto await_suspend(std::coroutine_handle<> h) noexcept { return a_.await_suspend(h); }
   result_type await_resume() {
+    if constexpr (requires { a_.take_result(); }) {
+      return a_.take_result();  // an operation that keeps its own error_code (tls::stream)
+    } else {
+      return from_errno();
+    }
+  }
+
+ private:
+  result_type from_errno() {
     const int res = a_.raw_result();
     if constexpr (std::is_void_v<value_type>) {
       return res < 0 ? make_error_code_from_errno(-res) : std::error_code{};
@@ -47,8 +57,6 @@ class result_awaiter {
       return r;
     }
   }
-
- private:
   Awaiter& a_;  // a temporary of the same co_await expression: it lives until the resumption
 };
 
@@ -75,7 +83,8 @@ class result_of {
 // expression; an lvalue awaitable, `auto aw = s.receive_async(buf); co_await as_result(aw);`, works
 // too.)
 template <class Awaiter>
-  requires requires(const Awaiter& a) { a.raw_result(); }
+  requires requires(const Awaiter& a) { a.raw_result(); } ||
+           requires(Awaiter& a) { a.take_result(); }
 [[nodiscard]] detail::result_of<std::remove_reference_t<Awaiter>> as_result(Awaiter&& a) noexcept {
   return detail::result_of<std::remove_reference_t<Awaiter>>(a);
 }

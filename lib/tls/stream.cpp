@@ -1,0 +1,270 @@
+// tls::stream: the record layer (engine.hpp) driven by the socket's receive and send.
+//
+// Output is sent by whichever operation finds it waiting and nobody sending it (`flushing`): a
+// receive that has to answer the peer (a TLS 1.3 key update) and a send never put bytes on the
+// socket at the same time, and the one sending takes everything that is there when it is done.
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include <coroutine>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <utility>
+
+#include "engine.hpp"
+#include "ringsock/detail/access.hpp"
+#include "ringsock/io_context.hpp"
+#include "ringsock/tls.hpp"
+
+namespace ringsock::tls {
+
+using detail::need;
+
+stream::stream(socket s, context& ctx)
+    : sock_(std::move(s)),
+      eng_(std::make_unique<detail::engine>(ctx.native_handle(), ctx.is_server())) {}
+
+namespace {
+// Operations run in coroutines that refer to the stream: it must not move or go meanwhile.
+void check_idle(const std::unique_ptr<detail::engine>& e, const char* what) noexcept {
+  if (e && (e->receiving || e->sending || e->flushing || e->handshaking)) {
+    std::fprintf(stderr, "ringsock: a tls::stream was %s while one of its operations ran; keep it in "
+                 "place until every co_await on it has returned\n", what);
+    std::abort();
+  }
+}
+}  // namespace
+
+stream::~stream() { check_idle(eng_, "destroyed"); }
+stream::stream(stream&& o) noexcept : sock_(std::move(o.sock_)), eng_(std::move(o.eng_)) {
+  check_idle(eng_, "moved");
+}
+stream& stream::operator=(stream&& o) noexcept {
+  check_idle(eng_, "assigned to");
+  check_idle(o.eng_, "moved");
+  sock_ = std::move(o.sock_);
+  eng_ = std::move(o.eng_);
+  return *this;
+}
+
+void stream::set_host_name(const std::string& name) {
+  if (!eng_ || eng_->handshake_done() || eng_->handshaking)
+    throw std::logic_error("ringsock: tls: set_host_name after the handshake began");
+  SSL* ssl = eng_->ssl();
+  // SNI carries DNS names only; an address is checked as an address.
+  const bool address = name.find_first_not_of("0123456789.") == std::string::npos ||
+                       name.find(':') != std::string::npos;
+  if (!address && SSL_set_tlsext_host_name(ssl, name.c_str()) != 1)
+    throw std::invalid_argument("ringsock: tls: host name not usable for SNI: " + name);
+  const int ok = address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str())
+                         : SSL_set1_host(ssl, name.c_str());
+  if (ok != 1) throw std::invalid_argument("ringsock: tls: host name not usable: " + name);
+}
+
+void stream::set_session(const tls::session& s) {
+  if (!eng_ || eng_->handshake_done() || eng_->handshaking)
+    throw std::logic_error("ringsock: tls: set_session after the handshake began");
+  if (s.s_ && SSL_set_session(eng_->ssl(), s.s_.get()) != 1)
+    throw std::invalid_argument("ringsock: tls: the session cannot be used by this stream");
+}
+
+namespace {
+// A scope that marks one operation of a kind as running (the flags misuse checks read); the
+// frame's end clears it also when the frame is destroyed unfinished (with its context).
+struct running {
+  bool& flag;
+  explicit running(bool& f) noexcept : flag(f) { flag = true; }
+  ~running() { flag = false; }
+};
+
+// Waits until the operation that is sending the output is done with it.
+struct flush_turn {
+  detail::engine& e;
+  bool await_ready() const noexcept { return !e.flushing; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { e.flush_waiter = h; }
+  void await_resume() const noexcept {}
+};
+
+// The sender is done: the operation waiting for its turn goes on, on a later loop turn.
+struct flush_end {
+  detail::engine& e;
+  io_context& ctx;
+  ~flush_end() {
+    e.flushing = false;
+    if (ringsock::detail::access::draining(ctx)) return;  // the waiter's frame goes too
+    if (std::coroutine_handle<> h = std::exchange(e.flush_waiter, {})) {
+      try {
+        ringsock::detail::access::defer(
+            ctx, [](void* a) { std::coroutine_handle<>::from_address(a).resume(); }, h.address());
+      } catch (...) {
+        h.resume();  // no room to defer: go on here
+      }
+    }
+  }
+};
+}  // namespace
+
+task<std::error_code> stream::flush(const io_options& o) {
+  detail::engine& e = *eng_;
+  // One sender at a time, so that records reach the socket in the order they were written; the
+  // one waiting sends what is left after the other is done (maybe nothing).
+  while (e.flushing) co_await flush_turn{e};
+  if (!e.has_output()) co_return std::error_code{};
+  e.flushing = true;
+  flush_end end{e, sock_.context()};
+  for (std::span<const std::byte> out = e.output(); !out.empty(); out = e.output()) {
+    auto [err, n] = co_await as_result(sock_.send_all_async(out, o));
+    if (err) co_return err;
+    e.consume_output(n);
+  }
+  co_return std::error_code{};
+}
+
+task<std::error_code> stream::fill(const io_options& o) {
+  detail::engine& e = *eng_;
+  std::span<std::byte> room = e.input_window();
+  if (room.empty()) co_return make_error_code(errc::protocol_error);  // OpenSSL wants more than it holds
+  auto [err, n] = co_await as_result(sock_.receive_async(room, o));
+  if (err) co_return err;
+  if (n == 0) co_return e.end_of_input();
+  e.commit_input(n);
+  co_return std::error_code{};
+}
+
+task<std::error_code> stream::run_handshake(io_options o) {
+  detail::engine& e = *eng_;
+  running mark(e.handshaking);
+  for (;;) {
+    const detail::step s = e.handshake();
+    // What it wrote goes out first, also before an error: the peer then learns why (alert).
+    const std::error_code sent = co_await flush(o);
+    if (s.what == need::error) co_return s.ec;
+    if (sent) co_return sent;
+    if (s.what == need::done) co_return std::error_code{};
+    if (s.what == need::input) {
+      const std::error_code ec = co_await fill(o);
+      if (ec) co_return ec;
+    }
+  }
+}
+
+task<io_result<std::size_t>> stream::run_receive(std::span<std::byte> buf, io_options o) {
+  detail::engine& e = *eng_;
+  running mark(e.receiving);
+  for (;;) {
+    const detail::step s = e.read(buf);
+    if (e.has_output()) {  // a reply the record layer owes the peer (a key update)
+      const std::error_code ec = co_await flush(o);
+      if (ec) co_return {ec, 0};
+    }
+    if (s.what == need::done) co_return {std::error_code{}, s.value};
+    if (s.what == need::error) co_return {s.ec, 0};
+    if (s.what == need::input) {
+      const std::error_code ec = co_await fill(o);
+      if (ec) co_return {ec, 0};
+    }
+  }
+}
+
+task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io_options o) {
+  detail::engine& e = *eng_;
+  running mark(e.sending);
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    const detail::step s = e.write(buf.subspan(done));
+    if (s.what == need::error) co_return {s.ec, done};
+    if (s.what == need::input) {  // must read first (not with TLS 1.2/1.3 without renegotiation)
+      const std::error_code ec = co_await fill(o);
+      if (ec) co_return {ec, done};
+      continue;
+    }
+    if (s.what == need::done) done += s.value;
+    // Full output (need::output), or a record written: send what is there.
+    const std::error_code ec = co_await flush(o);
+    if (ec) co_return {ec, done};
+  }
+  co_return {std::error_code{}, done};
+}
+
+task<std::error_code> stream::run_shutdown(io_options o) {
+  detail::engine& e = *eng_;
+  running mark(e.sending);
+  e.shut = true;
+  for (;;) {
+    const detail::step s = e.shutdown();
+    if (s.what == need::error) co_return s.ec;
+    const std::error_code ec = co_await flush(o);
+    if (ec) co_return ec;
+    if (s.what == need::done) break;
+  }
+  // Our close_notify is out; the half-close tells the peer no more bytes follow.
+  try {
+    sock_.shutdown(shutdown_how::send);
+  } catch (const socket_error& x) {
+    co_return x.code();  // ENOTCONN: the peer already reset
+  }
+  co_return std::error_code{};
+}
+
+detail::op<void> stream::handshake_async(io_options o) {
+  if (!eng_ || !sock_.is_open()) throw socket_closed_error("tls handshake_async");
+  if (eng_->handshaking || eng_->handshake_done())
+    throw std::logic_error("ringsock: tls: handshake_async: a handshake is running or done");
+  return detail::op<void>(run_handshake(std::move(o)));
+}
+
+detail::op<std::size_t> stream::receive_async(std::span<std::byte> buf, io_options o) {
+  if (!eng_ || !sock_.is_open()) throw socket_closed_error("tls receive_async");
+  if (buf.empty()) throw std::invalid_argument("ringsock: tls: receive_async: empty buffer");
+  if (!eng_->handshake_done()) throw std::logic_error("ringsock: tls: receive_async before the handshake");
+  if (eng_->receiving) throw std::logic_error("ringsock: tls: receive_async while another receive runs");
+  return detail::op<std::size_t>(run_receive(buf, std::move(o)));
+}
+
+detail::op<std::size_t> stream::send_all_async(std::span<const std::byte> buf, io_options o) {
+  if (!eng_ || !sock_.is_open()) throw socket_closed_error("tls send_all_async");
+  if (!eng_->handshake_done()) throw std::logic_error("ringsock: tls: send_all_async before the handshake");
+  if (eng_->shut) throw std::logic_error("ringsock: tls: send_all_async after shutdown_async");
+  if (eng_->sending) throw std::logic_error("ringsock: tls: send_all_async while another send runs");
+  return detail::op<std::size_t>(run_send(buf, std::move(o)));
+}
+
+detail::op<void> stream::shutdown_async(io_options o) {
+  if (!eng_ || !sock_.is_open()) throw socket_closed_error("tls shutdown_async");
+  if (!eng_->handshake_done()) throw std::logic_error("ringsock: tls: shutdown_async before the handshake");
+  if (eng_->sending) throw std::logic_error("ringsock: tls: shutdown_async while a send runs");
+  if (eng_->shut) throw std::logic_error("ringsock: tls: shutdown_async twice");
+  return detail::op<void>(run_shutdown(std::move(o)));
+}
+
+std::string_view stream::alpn() const noexcept {
+  const unsigned char* p = nullptr;
+  unsigned n = 0;
+  SSL_get0_alpn_selected(eng_->ssl(), &p, &n);
+  return p ? std::string_view(reinterpret_cast<const char*>(p), n) : std::string_view();
+}
+
+std::string_view stream::server_name() const noexcept {
+  const char* n = SSL_get_servername(eng_->ssl(), TLSEXT_NAMETYPE_host_name);
+  return n ? std::string_view(n) : std::string_view();
+}
+
+bool stream::session_reused() const noexcept { return SSL_session_reused(eng_->ssl()) == 1; }
+
+std::string_view stream::version() const noexcept { return SSL_get_version(eng_->ssl()); }
+
+tls::session stream::session() const {
+  tls::session s;
+  SSL_SESSION* p = SSL_get1_session(eng_->ssl());
+  if (p && SSL_SESSION_is_resumable(p) == 1)
+    s.s_.reset(p, SSL_SESSION_free);
+  else if (p)
+    SSL_SESSION_free(p);
+  return s;
+}
+
+const std::string& stream::last_error_detail() const noexcept { return eng_->last_error_detail(); }
+
+}  // namespace ringsock::tls
