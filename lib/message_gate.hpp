@@ -8,6 +8,7 @@
 // Both steps are sequentially consistent, so a message is either never sent or waited for.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -37,19 +38,26 @@ class message_gate {
   // never gives up (a message posted to a ring that is gone could land in a reused descriptor),
   // but it says so on stderr every `warn_every` it waits: a sender holds the gate only until the
   // kernel posted its message (submitted at once by spawn_on, by the hand-off's next enter, and
-  // at the latest when the sender's ring goes) and it was reaped, so a long wait is a bug to report, not a state to sit in silently.
+  // at the latest when the sender's ring goes) and it was reaped, so a long wait is a bug to
+  // report, not a state to sit in silently. It looks every 50 ms: a sender whose message failed
+  // leaves on its own thread, which wakes nobody here.
   void close(io_context& ctx, const char* who,
              std::chrono::milliseconds warn_every = std::chrono::seconds(10)) {
     shut();
-    for (unsigned waited = 0; in_flight_.load(std::memory_order_seq_cst) != 0;) {
+    using namespace std::chrono;
+    const auto start = steady_clock::now();
+    auto next_warning = start + warn_every;
+    while (in_flight_.load(std::memory_order_seq_cst) != 0) {
       if (ctx.run_until([this] { return in_flight_.load(std::memory_order_acquire) == 0; },
-                        warn_every))
+                        std::min<milliseconds>(warn_every, milliseconds(50))))
         return;
+      if (steady_clock::now() < next_warning) continue;
+      next_warning += warn_every;
       std::fprintf(stderr,
                    "ringsock: %s: %u ring-to-ring message(s) still travelling to this thread's ring "
-                   "after %u s; its ring waits for them before it goes\n",
+                   "after %lld ms; its ring waits for them before it goes\n",
                    who, in_flight_.load(std::memory_order_relaxed),
-                   static_cast<unsigned>(++waited * warn_every.count() / 1000));
+                   static_cast<long long>(duration_cast<milliseconds>(steady_clock::now() - start).count()));
     }
   }
 

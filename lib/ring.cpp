@@ -81,12 +81,15 @@ void ring::probe_send_zc() noexcept {
   if (!sqe) return;
   io_uring_prep_send_zc(sqe, -1, nullptr, 0, 0, 0);
   sqe->ioprio |= send_zc_report_usage;
-  io_uring_sqe_set_data64(sqe, 1);
+  io_uring_sqe_set_data64(sqe, 0);  // a CQE this loop leaves behind is dropped by reap
   if (io_uring_submit(&uring_) != 1) return;
   int res = 0;
   for (bool more = true; more;) {  // a failed zero-copy send may still post its notification
     io_uring_cqe* cqe = nullptr;
-    if (io_uring_wait_cqe(&uring_, &cqe) != 0) return;
+    int w;
+    while ((w = io_uring_wait_cqe(&uring_, &cqe)) == -EINTR) {
+    }
+    if (w != 0) return;
     more = cqe->flags & IORING_CQE_F_MORE;
     if (!(cqe->flags & IORING_CQE_F_NOTIF)) res = cqe->res;
     io_uring_cqe_seen(&uring_, cqe);

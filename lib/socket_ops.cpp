@@ -2,6 +2,8 @@
 // acceptor.
 #include "ringsock/detail/socket_ops.hpp"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <stdexcept>
 
@@ -28,6 +30,15 @@ template <class Op>
   return true;
 }
 }  // namespace
+
+void learn_zero_copy(socket_core& c) noexcept {
+  c.send_known = true;
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (::getsockopt(c.fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+      (domain != AF_INET && domain != AF_INET6))
+    c.send_copies = true;
+}
 
 void on_send_zc_cqe(operation* o, int res, std::uint32_t flags) noexcept {
   auto* r = static_cast<io_request*>(o);

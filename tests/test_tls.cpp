@@ -364,6 +364,7 @@ TEST_SUITE("tls") {
       std::vector<std::byte> buf(8);
       CHECK_THROWS_AS((void)t.receive_async(buf), std::logic_error);  // before the handshake
       CHECK_THROWS_AS((void)t.send_all_async(buf), std::logic_error);
+      CHECK_THROWS_AS((void)t.handshake_async(), std::logic_error);  // verifying, but no name
       t.set_host_name("localhost");
       co_await t.handshake_async(5s);
       CHECK_THROWS_AS((void)t.handshake_async(), std::logic_error);  // twice
@@ -385,6 +386,7 @@ TEST_SUITE("tls") {
       auto silent = [](io_context& ctx, endpoint ep, tls::context& c) -> task<std::error_code> {
         socket s = co_await socket::connect_async(ctx, ep);
         tls::stream t(std::move(s), c);
+        t.set_host_name("localhost");
         co_return co_await as_result(t.handshake_async(100ms));
       };
       CHECK(ctx.block_on(silent(ctx, l.local_endpoint(), cli)) == std::errc::timed_out);
@@ -419,6 +421,68 @@ TEST_SUITE("tls") {
       CHECK(log.end == std::errc::operation_canceled);
     }
     CHECK(test::open_fds() == fds);
+  }
+
+  TEST_CASE("full duplex: both ends send 8 MiB while they read; neither waits for the other's sending") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    tls::context srv_ctx = server_context();
+    tls::context cli_ctx = client_context();
+    const std::string a = test::pattern(8 << 20), b = test::pattern((8 << 20) + 7);
+    auto both_ways = [](tls::stream& t, const std::string& out, std::size_t in) -> task<std::string> {
+      std::error_code ec;
+      auto [sent, got] = co_await when_all(write_all(t, out), read_n(t, in, ec));
+      CHECK_FALSE(sent);
+      CHECK_FALSE(ec);
+      co_return got;
+    };
+    auto server = [&](socket& l) -> task<std::string> {
+      socket s = co_await l.accept_async();
+      tls::stream t(std::move(s), srv_ctx);
+      co_await t.handshake_async(5s);
+      co_return co_await both_ways(t, b, a.size());
+    };
+    auto client = [&]() -> task<std::string> {
+      socket s = co_await socket::connect_async(ctx, l.local_endpoint());
+      tls::stream t(std::move(s), cli_ctx);
+      t.set_host_name("localhost");
+      co_await t.handshake_async(5s);
+      co_return co_await both_ways(t, a, b.size());
+    };
+    auto [at_server, at_client] = ctx.block_on(when_all(server(l), client()));
+    CHECK(at_server == a);
+    CHECK(at_client == b);
+  }
+
+  TEST_CASE("an operation's timeout bounds all of it: a peer trickling a ClientHello byte by byte is cut off") {
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    tls::context srv_ctx = server_context();
+    const test::tls_files& m = test::tls_material();
+    (void)m;
+    std::atomic<bool> stop{false};
+    std::thread peer([&] {
+      const int fd = test::blocking_connect(l.local_endpoint());
+      const std::string hello("\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", 11);
+      for (std::size_t i = 0; i < hello.size() && !stop; ++i) {  // one byte per 60 ms
+        (void)::send(fd, hello.data() + i, 1, MSG_NOSIGNAL);
+        std::this_thread::sleep_for(60ms);
+      }
+      while (!stop) std::this_thread::sleep_for(10ms);
+      ::close(fd);
+    });
+    auto server = [](socket& l, tls::context& c) -> task<std::error_code> {
+      socket s = co_await l.accept_async();
+      tls::stream t(std::move(s), c);
+      co_return co_await as_result(t.handshake_async(250ms));
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::error_code ec = ctx.block_on(server(l, srv_ctx));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    stop = true;
+    peer.join();
+    CHECK(ec == std::errc::timed_out);
+    CHECK(took < 550ms);  // each byte came within 60 ms: a per-receive bound would never fire
   }
 
   TEST_CASE("Python's ssl module talks to a ringsock TLS server") {

@@ -74,14 +74,17 @@ class io_context {
     // retries up to 32 times per wake-up), so a socket may briefly hold up to limit + 32.
     // Taken between 1 and 65536.
     unsigned receive_queue_limit = 8;
-    // Sends of one buffer (send_async, send_all_async) of at least this many bytes go
-    // zero-copy (IORING_OP_SEND_ZC) when the kernel has it with usage reports (6.2+;
-    // features().send_zc); 0 (the default): every send copies. A zero-copy send completes only
-    // once the kernel no longer reads the buffer (for TCP: once the peer acknowledged the
-    // bytes), so the buffer is the caller's again when its co_await returns, as with a copying
-    // send, but a sender with one send in flight waits about a round trip per send. When a
-    // notification says the kernel copied anyway (loopback, a device without scatter-gather),
-    // that socket sends by copying from then on (stats().zero_copy_copied counts these).
+    // Sends of one buffer (send_async, send_all_async) of at least this many bytes on a TCP or
+    // UDP socket go zero-copy (IORING_OP_SEND_ZC) when the kernel has it with usage reports
+    // (6.2+; features().send_zc); 0 (the default): every send copies. A zero-copy send
+    // completes only once the kernel no longer reads the buffer (for TCP: once the peer
+    // acknowledged the bytes), so the buffer is the caller's again when its co_await returns,
+    // as with a copying send. Costs: a sender with one send in flight waits about a round trip
+    // per send (each round of a send_all too); and a timeout or stop token bounds the send,
+    // not the wait for that release, which a peer that stops reading can hold back for as long
+    // as TCP keeps the connection (close() does not shorten it). When a notification says the
+    // kernel copied anyway (loopback, a device without scatter-gather), that socket sends by
+    // copying from then on (stats().zero_copy_copied counts these).
     std::size_t send_zc_threshold = 0;
   };
 
@@ -308,6 +311,9 @@ inline unsigned detail::access::receive_queue_limit(const io_context& c) noexcep
   return c.receive_queue_limit_;
 }
 inline void detail::access::defer(io_context& c, void (*fn)(void*), void* arg) { c.defer(fn, arg); }
+inline void detail::access::defer_resume(io_context& c, std::coroutine_handle<> h) {
+  c.defer(&io_context::resume_handle, h.address());
+}
 inline bool detail::access::draining(const io_context& c) noexcept { return c.draining_; }
 inline bool detail::access::in_loop(const io_context& c) noexcept { return c.in_loop_; }
 inline void detail::access::report_exception(io_context& c, std::exception_ptr e) noexcept {

@@ -121,7 +121,8 @@ class context {
 class stream;
 
 namespace detail {
-class engine;  // the record layer (lib/tls/engine.hpp)
+class engine;     // the record layer (lib/tls/engine.hpp)
+struct deadline;  // an operation's timeout over all its socket operations (lib/tls/stream.cpp)
 
 // What a TLS operation's coroutine gives: io_result<T>, or std::error_code for no value.
 template <class T>
@@ -164,7 +165,9 @@ class op {
 
 // A TLS connection over a connected socket, which it owns. Operations of one stream: one
 // handshake, then at most one receive and one send in flight at a time (a receive and a send
-// may overlap); io_options apply to each receive and send of the socket underneath.
+// may overlap). An operation's timeout bounds all of it (every receive and send of the socket
+// underneath); its stop token cancels the one running. The stream must not move or be
+// destroyed while one of its operations runs (that aborts with a message).
 class stream {
  public:
   // Takes the socket; the role is the context's (server() or client()).
@@ -183,6 +186,8 @@ class stream {
   //   errors  tls::errc::handshake_failed, certificate_rejected, truncated (the peer closed in
   //           the middle), record_too_large; the socket's (connection_reset, timed_out ...).
   //           A failed handshake sends its alert before it completes.
+  //   misuse  a client that verifies the server (the default) without set_host_name:
+  //           std::logic_error (any valid certificate for any name would pass)
   detail::op<void> handshake_async(io_options o = {});
   // receive_async: decrypted bytes into buf (at least 1, or 0 once the peer sent close_notify).
   //   errors  tls::errc::truncated (the connection ended without close_notify),
@@ -196,7 +201,8 @@ class stream {
   //           std::logic_error
   detail::op<std::size_t> send_all_async(std::span<const std::byte> buf, io_options o = {});
   // shutdown_async: sends close_notify, then half-closes the socket (SHUT_WR); the peer's
-  // close_notify, if it sends one, reaches receive_async as 0.
+  // close_notify, if it sends one, reaches receive_async as 0. After a TLS error (which ends
+  // the stream) only the half-close goes, and that error is the result.
   detail::op<void> shutdown_async(io_options o = {});
 
   // After the handshake: the ALPN protocol chosen ("" when none), the name the client asked for
@@ -220,10 +226,10 @@ class stream {
   task<io_result<std::size_t>> run_receive(std::span<std::byte> buf, io_options o);
   task<io_result<std::size_t>> run_send(std::span<const std::byte> buf, io_options o);
   task<std::error_code> run_shutdown(io_options o);
-  // Sends what the record layer has written, unless another operation is sending it.
-  task<std::error_code> flush(const io_options& o);
+  // Sends what the record layer has written (`wait_turn`: after the operation sending it now).
+  task<std::error_code> flush(const detail::deadline& d, bool wait_turn);
   // Receives more bytes for the record layer (truncated at the end of the stream).
-  task<std::error_code> fill(const io_options& o);
+  task<std::error_code> fill(const detail::deadline& d);
 
   socket sock_;
   std::unique_ptr<detail::engine> eng_;

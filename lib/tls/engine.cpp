@@ -101,7 +101,8 @@ step engine::fail(int, int e, bool in_handshake) noexcept {
   if (err != 0) ERR_error_string_n(err, text, sizeof text);
   const int reason = ERR_GET_REASON(err);
   errc code = in_handshake ? errc::handshake_failed : errc::protocol_error;
-  if (SSL_get_verify_result(ssl_) != X509_V_OK && in_handshake) {
+  if (in_handshake && SSL_get_verify_mode(ssl_) != SSL_VERIFY_NONE &&
+      SSL_get_verify_result(ssl_) != X509_V_OK) {
     code = errc::certificate_rejected;
     detail_ = X509_verify_cert_error_string(SSL_get_verify_result(ssl_));
   } else {
@@ -124,6 +125,7 @@ step engine::fail(int, int e, bool in_handshake) noexcept {
     detail_ = err != 0 ? text : "TLS error without a reason (SSL_get_error " + std::to_string(e) + ")";
   }
   ERR_clear_error();
+  if (!fatal_) fatal_ = make_error_code(code);
   return {need::error, 0, make_error_code(code)};
 }
 

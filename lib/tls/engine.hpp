@@ -57,9 +57,12 @@ class engine {
   bool peer_closed() const noexcept { return (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0; }
   SSL* ssl() const noexcept { return ssl_; }
   const std::string& last_error_detail() const noexcept { return detail_; }
+  // The first fatal TLS error this stream met (empty: none); after it OpenSSL writes nothing.
+  std::error_code fatal() const noexcept { return fatal_; }
 
   // Flags the stream keeps here (one operation of each kind at a time).
   bool receiving = false, sending = false, flushing = false, shut = false, handshaking = false;
+  bool host_set = false;  // a client's set_host_name came (the name its check needs)
   std::coroutine_handle<> flush_waiter{};  // an operation waiting for its turn to send
 
  private:
@@ -69,6 +72,7 @@ class engine {
   SSL* ssl_ = nullptr;
   BIO* network_ = nullptr;  // our end of the pair (OpenSSL's end belongs to ssl_)
   std::string detail_;
+  std::error_code fatal_;
 };
 
 }  // namespace ringsock::tls::detail

@@ -7,10 +7,12 @@
 
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <coroutine>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "engine.hpp"
@@ -61,6 +63,7 @@ void stream::set_host_name(const std::string& name) {
   const int ok = address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str())
                          : SSL_set1_host(ssl, name.c_str());
   if (ok != 1) throw std::invalid_argument("ringsock: tls: host name not usable: " + name);
+  eng_->host_set = true;
 }
 
 void stream::set_session(const tls::session& s) {
@@ -87,17 +90,17 @@ struct flush_turn {
   void await_resume() const noexcept {}
 };
 
-// The sender is done: the operation waiting for its turn goes on, on a later loop turn.
+// The sender is done: the operation waiting for its turn goes on, on a later loop turn (which
+// a dying context skips: the waiter's frame goes with it).
 struct flush_end {
   detail::engine& e;
   io_context& ctx;
   ~flush_end() {
     e.flushing = false;
-    if (ringsock::detail::access::draining(ctx)) return;  // the waiter's frame goes too
+    if (ringsock::detail::access::draining(ctx)) return;
     if (std::coroutine_handle<> h = std::exchange(e.flush_waiter, {})) {
       try {
-        ringsock::detail::access::defer(
-            ctx, [](void* a) { std::coroutine_handle<>::from_address(a).resume(); }, h.address());
+        ringsock::detail::access::defer_resume(ctx, h);
       } catch (...) {
         h.resume();  // no room to defer: go on here
       }
@@ -106,15 +109,40 @@ struct flush_end {
 };
 }  // namespace
 
-task<std::error_code> stream::flush(const io_options& o) {
+namespace detail {
+// A TLS operation's bound: its io_options' timeout covers the whole operation (every socket
+// receive and send it makes), not each of them, so a peer that trickles bytes cannot stretch it.
+struct deadline {
+  io_options base;
+  std::chrono::steady_clock::time_point end{};
+  explicit deadline(io_options o) : base(std::move(o)) {
+    if (base.timeout.count() > 0) end = std::chrono::steady_clock::now() + base.timeout;
+  }
+  // The options for the next socket operation; false when the time is up.
+  bool next(io_options& out) const {
+    out = base;
+    if (base.timeout.count() <= 0) return true;
+    const auto left = end - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return false;
+    out.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(left);
+    return true;
+  }
+};
+}  // namespace detail
+
+task<std::error_code> stream::flush(const detail::deadline& d, bool wait_turn) {
   detail::engine& e = *eng_;
-  // One sender at a time, so that records reach the socket in the order they were written; the
-  // one waiting sends what is left after the other is done (maybe nothing).
+  // One sender at a time, so that records reach the socket in the order they were written. A
+  // send waits for its turn and then sends what is left (maybe nothing); a receive does not
+  // wait: the operation sending takes its bytes too (it sends until the output is empty).
+  if (e.flushing && !wait_turn) co_return std::error_code{};
   while (e.flushing) co_await flush_turn{e};
   if (!e.has_output()) co_return std::error_code{};
   e.flushing = true;
   flush_end end{e, sock_.context()};
   for (std::span<const std::byte> out = e.output(); !out.empty(); out = e.output()) {
+    io_options o;
+    if (!d.next(o)) co_return make_error_code(std::errc::timed_out);
     auto [err, n] = co_await as_result(sock_.send_all_async(out, o));
     if (err) co_return err;
     e.consume_output(n);
@@ -122,10 +150,12 @@ task<std::error_code> stream::flush(const io_options& o) {
   co_return std::error_code{};
 }
 
-task<std::error_code> stream::fill(const io_options& o) {
+task<std::error_code> stream::fill(const detail::deadline& d) {
   detail::engine& e = *eng_;
   std::span<std::byte> room = e.input_window();
   if (room.empty()) co_return make_error_code(errc::protocol_error);  // OpenSSL wants more than it holds
+  io_options o;
+  if (!d.next(o)) co_return make_error_code(std::errc::timed_out);
   auto [err, n] = co_await as_result(sock_.receive_async(room, o));
   if (err) co_return err;
   if (n == 0) co_return e.end_of_input();
@@ -136,15 +166,16 @@ task<std::error_code> stream::fill(const io_options& o) {
 task<std::error_code> stream::run_handshake(io_options o) {
   detail::engine& e = *eng_;
   running mark(e.handshaking);
+  const detail::deadline d(std::move(o));
   for (;;) {
     const detail::step s = e.handshake();
     // What it wrote goes out first, also before an error: the peer then learns why (alert).
-    const std::error_code sent = co_await flush(o);
+    const std::error_code sent = co_await flush(d, true);
     if (s.what == need::error) co_return s.ec;
     if (sent) co_return sent;
     if (s.what == need::done) co_return std::error_code{};
     if (s.what == need::input) {
-      const std::error_code ec = co_await fill(o);
+      const std::error_code ec = co_await fill(d);
       if (ec) co_return ec;
     }
   }
@@ -153,16 +184,18 @@ task<std::error_code> stream::run_handshake(io_options o) {
 task<io_result<std::size_t>> stream::run_receive(std::span<std::byte> buf, io_options o) {
   detail::engine& e = *eng_;
   running mark(e.receiving);
+  const detail::deadline d(std::move(o));
   for (;;) {
     const detail::step s = e.read(buf);
     if (e.has_output()) {  // a reply the record layer owes the peer (a key update)
-      const std::error_code ec = co_await flush(o);
-      if (ec) co_return {ec, 0};
+      const std::error_code ec = co_await flush(d, false);
+      // Bytes already decrypted are the caller's; the send side meets that error next.
+      if (ec && !(s.what == need::done && s.value > 0)) co_return {ec, 0};
     }
     if (s.what == need::done) co_return {std::error_code{}, s.value};
     if (s.what == need::error) co_return {s.ec, 0};
     if (s.what == need::input) {
-      const std::error_code ec = co_await fill(o);
+      const std::error_code ec = co_await fill(d);
       if (ec) co_return {ec, 0};
     }
   }
@@ -171,18 +204,24 @@ task<io_result<std::size_t>> stream::run_receive(std::span<std::byte> buf, io_op
 task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io_options o) {
   detail::engine& e = *eng_;
   running mark(e.sending);
+  const detail::deadline d(std::move(o));
   std::size_t done = 0;
   while (done < buf.size()) {
-    const detail::step s = e.write(buf.subspan(done));
+    // Records until the output buffer is full (need::output) or all is written, then one send.
+    detail::step s{need::done};
+    while (done < buf.size()) {
+      s = e.write(buf.subspan(done));
+      if (s.what != need::done) break;
+      done += s.value;
+    }
     if (s.what == need::error) co_return {s.ec, done};
-    if (s.what == need::input) {  // must read first (not with TLS 1.2/1.3 without renegotiation)
-      const std::error_code ec = co_await fill(o);
+    if (s.what == need::input) {  // must read first: not with TLS 1.2/1.3 without renegotiation
+      if (e.receiving) co_return {make_error_code(errc::protocol_error), done};
+      const std::error_code ec = co_await fill(d);
       if (ec) co_return {ec, done};
       continue;
     }
-    if (s.what == need::done) done += s.value;
-    // Full output (need::output), or a record written: send what is there.
-    const std::error_code ec = co_await flush(o);
+    const std::error_code ec = co_await flush(d, true);
     if (ec) co_return {ec, done};
   }
   co_return {std::error_code{}, done};
@@ -191,11 +230,18 @@ task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io
 task<std::error_code> stream::run_shutdown(io_options o) {
   detail::engine& e = *eng_;
   running mark(e.sending);
+  const detail::deadline d(std::move(o));
   e.shut = true;
-  for (;;) {
+  // After a fatal error OpenSSL may not write close_notify: only the half-close goes, and the
+  // error stays the answer.
+  std::error_code result = e.fatal();
+  while (!result) {
     const detail::step s = e.shutdown();
-    if (s.what == need::error) co_return s.ec;
-    const std::error_code ec = co_await flush(o);
+    if (s.what == need::error) {
+      result = s.ec;
+      break;
+    }
+    const std::error_code ec = co_await flush(d, true);
     if (ec) co_return ec;
     if (s.what == need::done) break;
   }
@@ -203,29 +249,41 @@ task<std::error_code> stream::run_shutdown(io_options o) {
   try {
     sock_.shutdown(shutdown_how::send);
   } catch (const socket_error& x) {
-    co_return x.code();  // ENOTCONN: the peer already reset
+    co_return result ? result : x.code();  // ENOTCONN: the peer already reset
   }
-  co_return std::error_code{};
+  co_return result;
 }
 
 detail::op<void> stream::handshake_async(io_options o) {
   if (!eng_ || !sock_.is_open()) throw socket_closed_error("tls handshake_async");
   if (eng_->handshaking || eng_->handshake_done())
     throw std::logic_error("ringsock: tls: handshake_async: a handshake is running or done");
+  SSL* ssl = eng_->ssl();
+  if (!SSL_is_server(ssl) && (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) && !eng_->host_set)
+    throw std::logic_error(
+        "ringsock: tls: handshake_async: a client that verifies the server needs set_host_name "
+        "first (or the context's set_verify_peer(false)): any valid certificate would pass");
   return detail::op<void>(run_handshake(std::move(o)));
 }
+
+namespace {
+void check_after_handshake(const detail::engine& e, const char* what) {
+  if (e.handshaking || !e.handshake_done())
+    throw std::logic_error(std::string("ringsock: tls: ") + what + " before the handshake finished");
+}
+}  // namespace
 
 detail::op<std::size_t> stream::receive_async(std::span<std::byte> buf, io_options o) {
   if (!eng_ || !sock_.is_open()) throw socket_closed_error("tls receive_async");
   if (buf.empty()) throw std::invalid_argument("ringsock: tls: receive_async: empty buffer");
-  if (!eng_->handshake_done()) throw std::logic_error("ringsock: tls: receive_async before the handshake");
+  check_after_handshake(*eng_, "receive_async");
   if (eng_->receiving) throw std::logic_error("ringsock: tls: receive_async while another receive runs");
   return detail::op<std::size_t>(run_receive(buf, std::move(o)));
 }
 
 detail::op<std::size_t> stream::send_all_async(std::span<const std::byte> buf, io_options o) {
   if (!eng_ || !sock_.is_open()) throw socket_closed_error("tls send_all_async");
-  if (!eng_->handshake_done()) throw std::logic_error("ringsock: tls: send_all_async before the handshake");
+  check_after_handshake(*eng_, "send_all_async");
   if (eng_->shut) throw std::logic_error("ringsock: tls: send_all_async after shutdown_async");
   if (eng_->sending) throw std::logic_error("ringsock: tls: send_all_async while another send runs");
   return detail::op<std::size_t>(run_send(buf, std::move(o)));
@@ -233,7 +291,7 @@ detail::op<std::size_t> stream::send_all_async(std::span<const std::byte> buf, i
 
 detail::op<void> stream::shutdown_async(io_options o) {
   if (!eng_ || !sock_.is_open()) throw socket_closed_error("tls shutdown_async");
-  if (!eng_->handshake_done()) throw std::logic_error("ringsock: tls: shutdown_async before the handshake");
+  check_after_handshake(*eng_, "shutdown_async");
   if (eng_->sending) throw std::logic_error("ringsock: tls: shutdown_async while a send runs");
   if (eng_->shut) throw std::logic_error("ringsock: tls: shutdown_async twice");
   return detail::op<void>(run_shutdown(std::move(o)));

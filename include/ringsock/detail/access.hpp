@@ -59,6 +59,8 @@ struct access {
   static unsigned receive_queue_limit(const io_context& c) noexcept;
   // Runs fn(arg) on a following loop turn (never on the caller's stack).
   static void defer(io_context& c, void (*fn)(void*), void* arg);
+  // Resumes h on a following loop turn, unless the context is being destroyed by then.
+  static void defer_resume(io_context& c, std::coroutine_handle<> h);
   // Is the context being destroyed (completions then release and tell nobody)?
   static bool draining(const io_context& c) noexcept;
   static bool in_loop(const io_context& c) noexcept;

@@ -45,8 +45,9 @@ struct socket_core : frame_allocated {
                                   // nest a few deep at most)
   signed char kind = kind_unknown;
   bool owned : 1 = true;          // a socket object holds it
-  bool send_copies : 1 = false;   // the kernel copied a zero-copy send of it (loopback): its
-                                  // sends copy from then on (params::send_zc_threshold)
+  bool send_copies : 1 = false;   // the kernel copied a zero-copy send of it (loopback), or it
+                                  // is not TCP/UDP: its sends copy (params::send_zc_threshold)
+  bool send_known : 1 = false;    // its family was looked at for zero-copy sends
   acceptor* listener = nullptr;   // the accept side, from listen() on
   socket_core* prev = nullptr;    // the context's list of live cores
   socket_core* next = nullptr;

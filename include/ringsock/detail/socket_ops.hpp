@@ -118,9 +118,15 @@ inline void check_send_flags(int flags) {
 // through on_send_zc_cqe: the result (with F_MORE when a notification follows) and the
 // notification that the kernel no longer reads the buffer. The request completes after both,
 // so the buffer is the caller's once its co_await returns, as with a copying send.
-inline bool zero_copy_wanted(const socket_core& c, std::size_t n) noexcept {
+// Only TCP and UDP sockets take zero-copy sends (a Unix socket answers EOPNOTSUPP): a socket's
+// family is asked once, at its first send that could go zero-copy.
+[[gnu::cold]] void learn_zero_copy(socket_core& c) noexcept;
+inline bool zero_copy_wanted(socket_core& c, std::size_t n) noexcept {
   const std::size_t t = access::send_zc_threshold(*c.ctx);
-  return t != 0 && n >= t && !c.send_copies;
+  if (t == 0 || n < t || c.send_copies) return false;
+  if (!c.send_known) [[unlikely]]
+    learn_zero_copy(c);
+  return !c.send_copies;
 }
 inline void prep_send(io_uring_sqe* sqe, int fd, const std::byte* p, std::size_t n, int flags,
                       bool zero_copy) noexcept {
@@ -367,12 +373,14 @@ bool start_op(socket_core& c, io_request& r, Op& op, const io_options& o) {
   // close or destroy the socket (prep then sees fd -1 and the kernel answers EBADF).
   r.core_ = &c;
   ++c.armed;
-  access::arm(*c.ctx, r, o, [&](io_uring_sqe* sqe) { op.prep(sqe, c.fd); });
-  if constexpr (requires { op.zero_copy; }) {
-    // After arm (which resets the handler); nothing reaps this request's CQEs before it.
-    if (op.zero_copy) [[unlikely]]
-      r.on_cqe_ = &on_send_zc_cqe;
-  }
+  access::arm(*c.ctx, r, o, [&](io_uring_sqe* sqe) {
+    op.prep(sqe, c.fd);
+    if constexpr (requires { op.zero_copy; }) {
+      // Here, after arm's reset of the handler and before anything can reap this request.
+      if (op.zero_copy) [[unlikely]]
+        r.on_cqe_ = &on_send_zc_cqe;
+    }
+  });
   return false;
 }
 
