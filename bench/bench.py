@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -49,11 +50,19 @@ WORKLOADS = [
     ("W5", "HTTP keep-alive c64", "wrk", ["-c64"], "req", HTTP_SERVERS),
     ("W6", "HTTP close c32", "wrk", ["-c32", "-H", "Connection: close"], "req", HTTP_SERVERS),
     ("W7", "W1 with 10,000 idle", "idle", ["pingpong", "50", "64"], "msg", ECHO_SERVERS),
+    # HTTPS: ringsock::tls against nginx's TLS (one worker), both on this OpenSSL with its
+    # default TLS 1.3 suite; ratios to nginx-tls (BASE).
+    ("W8", "HTTPS keep-alive c64", "wrk-tls", ["-c64"], "req", ["ringsock-tls", "nginx-tls"]),
 ]
+# The server each workload's ratios are taken to.
+BASE = {"W8": "nginx-tls"}
+# W8's certificate and key (made by main() with the openssl command, in a temporary folder).
+TLS_FILES = {}
 # ringsock-copy: the same server with receive_async into a 4 KiB buffer per connection (the mode
 # suffix) instead of the README's borrowed receive.
 MODE_SUFFIX = {"ringsock-copy": "-copy"}
 BINARIES = {"raw-uring": "raw_uring_server", "ringsock": "ringsock_server", "ringsock-copy": "ringsock_server",
+            "ringsock-tls": "ringsock_tls_server",
             "epoll": "epoll_server", "asio-uring": "asio_server", "compat-saea": "compat_saea_server",
             "compat-apm": "compat_apm_server"}
 IDLE_CONNS = 10_000
@@ -101,11 +110,14 @@ class Server:
     def __init__(self, build, name, mode):
         self.name = name
         self.prefix = None
-        if name == "nginx":
+        if name in ("nginx", "nginx-tls"):
             self.prefix = tempfile.mkdtemp(prefix="ringsock-nginx-")
             self.port = free_port()
             conf = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx.conf.in")).read()
-            conf = conf.replace("@PREFIX@", self.prefix).replace("@PORT@", str(self.port))
+            tls = (f" ssl;\n    ssl_certificate {TLS_FILES['cert']};\n    ssl_certificate_key {TLS_FILES['key']};\n"
+                   "    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_session_cache off") if name == "nginx-tls" else ""
+            conf = (conf.replace("@PREFIX@", self.prefix).replace("@PORT@", str(self.port))
+                    .replace("@TLS@", tls))
             path = os.path.join(self.prefix, "nginx.conf")
             open(path, "w").write(conf)
             self.p = subprocess.Popen(["taskset", "-c", "0", shutil.which("nginx") or "/usr/sbin/nginx",
@@ -117,6 +129,8 @@ class Server:
             return
         if name.startswith("dotnet-"):  # dotnet_servers saea|apm echo|http
             cmd = [shutil.which("dotnet"), os.path.join(build, DOTNET_DLL), name[len("dotnet-"):], mode]
+        elif name == "ringsock-tls":
+            cmd = [os.path.join(build, "bench", BINARIES[name]), TLS_FILES["cert"], TLS_FILES["key"]]
         else:
             cmd = [os.path.join(build, "bench", BINARIES[name]), mode + MODE_SUFFIX.get(name, "")]
         self.p = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.PIPE, text=True,
@@ -154,9 +168,13 @@ def loadgen(build, args, port, seconds, cpus="1"):
     return dict(kv.split("=", 1) for kv in out.stdout.split())
 
 
-def check_http(port):
+def check_http(port, tls=False):
     """Two keep-alive answers, then a Connection: close answer after which the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        s = raw
+        if tls:
+            ctx = ssl.create_default_context(cafile=TLS_FILES["cert"])
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
         req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
         s.sendall(req + req + b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
         data = b""
@@ -170,9 +188,9 @@ def check_http(port):
         raise RuntimeError(f"bad HTTP answers: {data[:300]!r}")
 
 
-def wrk(args, port, seconds, cpus="1", threads=1):
+def wrk(args, port, seconds, cpus="1", threads=1, scheme="http"):
     cmd = (["taskset", "-c", cpus, shutil.which("wrk") or "wrk", f"-t{threads}", f"-d{max(1, int(round(seconds)))}s"]
-           + args + [f"http://127.0.0.1:{port}/"])
+           + args + [f"{scheme}://127.0.0.1:{port}/"])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed: {out.stderr.strip()}")
@@ -187,14 +205,17 @@ def wrk(args, port, seconds, cpus="1", threads=1):
 
 def measure(build, server, workload, seconds):
     kind, args = workload[2], workload[3]
-    srv = Server(build, server, "http" if kind == "wrk" else "echo")
+    srv = Server(build, server, "http" if kind.startswith("wrk") else "echo")
     idle = None
     extra = {}
+    scheme = "https" if kind == "wrk-tls" else "http"
     try:
         if server == "asio-uring":
             verify_asio_uses_io_uring(srv.p.pid)
-        if kind == "wrk":
-            check_http(srv.port)  # the answers parse; also warms the server up
+        if kind.startswith("wrk"):
+            check_http(srv.port, tls=kind == "wrk-tls")  # the answers parse; also warms the server up
+            if kind == "wrk-tls":
+                wrk(args, srv.port, 0.5, scheme=scheme)  # the handshakes out of the timed part
         else:
             loadgen(build, args, srv.port, 0.3)  # correctness check (every byte verified) + warm-up
         if server.startswith("dotnet-"):  # let tiered compilation settle (module docstring)
@@ -219,7 +240,8 @@ def measure(build, server, workload, seconds):
                 prev = cur
             extra["kib_per_conn"] = (prev - rss0) / IDLE_CONNS
         b0, t0 = cpu0_busy()
-        r = wrk(args, srv.port, seconds) if kind == "wrk" else loadgen(build, args, srv.port, seconds)
+        r = (wrk(args, srv.port, seconds, scheme=scheme) if kind.startswith("wrk")
+             else loadgen(build, args, srv.port, seconds))
         b1, t1 = cpu0_busy()
     finally:
         if idle:
@@ -274,6 +296,19 @@ def main():
     if os.cpu_count() < 2:
         print("bench: needs 2 CPUs (server on 0, load generator on 1)", file=sys.stderr)
         return 1
+    tls_dir = None
+    if any(w[0] == "W8" for w in workloads):
+        if not (shutil.which("openssl") and os.path.exists(os.path.join(args.build, "bench", "ringsock_tls_server"))):
+            print("bench: W8 needs the openssl command and bench/ringsock_tls_server (OpenSSL 3, "
+                  "libssl-dev): skipped")
+            workloads = [w for w in workloads if w[0] != "W8"]
+        else:  # a certificate for this run only
+            tls_dir = tempfile.mkdtemp(prefix="ringsock-bench-tls-")
+            TLS_FILES.update(cert=os.path.join(tls_dir, "cert.pem"), key=os.path.join(tls_dir, "key.pem"))
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", TLS_FILES["key"], "-out", TLS_FILES["cert"], "-days", "1",
+                            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                           check=True, capture_output=True)
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     outdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -299,6 +334,8 @@ def main():
                       f"server CPU {m['cpu_util'] * 100:.0f}%, {fmt(m['cpu_us_per_unit'], 2)} us/{w[4]}{mem}",
                       flush=True)
 
+    if tls_dir:
+        shutil.rmtree(tls_dir, ignore_errors=True)
     csv_path = os.path.join(outdir, f"samples-{stamp}.csv")
     keys = ["round", "workload", "server", "units", "seconds", "per_second", "busy_s", "cpu_util",
             "cpu_us_per_unit", "p50_us", "p99_us", "kib_per_conn"]
@@ -322,12 +359,13 @@ def main():
         return statistics.median(per_round) if per_round else float("nan")
 
     def ratio(w, s, key):
-        return paired(w, s, "raw-uring", key)
+        return paired(w, s, BASE.get(w, "raw-uring"), key)
 
     lines = []
     lines.append(f"ringsock bench {stamp} — {machine}")
     lines.append(f"{rounds} round(s), {seconds:g} s per cell, medians (min–max); ratios to raw-uring "
-                 "paired within a round (throughput: higher is better; CPU/unit: lower is better)")
+                 "(W8: to nginx-tls) paired within a round (throughput: higher is better; CPU/unit: lower "
+                 "is better)")
     lines.append("")
     lines.append("| workload | server | throughput | ratio | server CPU per unit | ratio | p99 RTT | memory |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
