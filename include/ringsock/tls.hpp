@@ -19,8 +19,10 @@
 // or while another of its kind is in flight, tls::setup_error for a certificate, key or CA that
 // cannot be loaded.
 //
-// The path: the user-space record layer (OpenSSL) always, in this version. kernel_tls_available()
-// says whether this kernel could take the keys (TCP ULP "tls", CONFIG_TLS).
+// The path: where the kernel takes TLS keys (kernel_tls_available(): TCP ULP "tls", CONFIG_TLS),
+// a stream hands it the send keys after the handshake and the ring's plain sends carry its
+// application data, encrypted by the kernel (stream::kernel_offload() says so); receiving, and
+// sending where the kernel cannot, run OpenSSL's record layer in user space.
 #pragma once
 
 #include <cstddef>
@@ -107,6 +109,12 @@ class context {
   // ALPN. Client: the protocols offered, in order. Server: the protocols accepted, in order of
   // preference; the first one the client also offered is chosen, none when nothing matches.
   void set_alpn(const std::vector<std::string>& protocols);
+  // Kernel TLS on the send side, for streams made from now on (default true): used where the
+  // kernel and the negotiated cipher allow it (AES-GCM, AES-CCM, ChaCha20-Poly1305), user space
+  // otherwise. A stream whose peer asks for a TLS 1.3 key update while the kernel holds the send
+  // keys ends with protocol_error (OpenSSL 3.0 cannot hand the kernel new keys).
+  void set_kernel_offload(bool on) noexcept { offload_ = on; }
+  bool kernel_offload() const noexcept { return offload_; }
 
   bool is_server() const noexcept { return server_; }
   ssl_ctx_st* native_handle() const noexcept { return ctx_; }
@@ -115,6 +123,7 @@ class context {
   context(ssl_ctx_st* c, bool server) noexcept;
   ssl_ctx_st* ctx_ = nullptr;
   bool server_ = false;
+  bool offload_ = true;
   std::string alpn_wire_;  // server: the accepted protocols, in ALPN's wire format
 };
 
@@ -216,8 +225,10 @@ class stream {
   tls::session session() const;
   // OpenSSL's reason for the last TLS error of this stream ("" when none), for logs.
   const std::string& last_error_detail() const noexcept;
-  // The path the records take: false (user space) in this version (see kernel_tls_available).
-  bool kernel_offload() const noexcept { return false; }
+  // After the handshake: true when the kernel encrypts what this stream sends (kernel TLS);
+  // false when OpenSSL does it in user space (no kernel TLS, a cipher the kernel lacks, or the
+  // context's set_kernel_offload(false)). Receiving is always in user space.
+  bool kernel_offload() const noexcept;
 
   socket& lowest_layer() noexcept { return sock_; }
 
@@ -226,8 +237,10 @@ class stream {
   task<io_result<std::size_t>> run_receive(std::span<std::byte> buf, io_options o);
   task<io_result<std::size_t>> run_send(std::span<const std::byte> buf, io_options o);
   task<std::error_code> run_shutdown(io_options o);
-  // Sends what the record layer has written (`wait_turn`: after the operation sending it now).
-  task<std::error_code> flush(const detail::deadline& d, bool wait_turn);
+  // Sends what the record layer has written (`wait_turn`: after the operation sending it now);
+  // with the kernel's send keys, then `plain` as it is (its bytes sent counted in *sent).
+  task<std::error_code> flush(const detail::deadline& d, bool wait_turn,
+                              std::span<const std::byte> plain = {}, std::size_t* sent = nullptr);
   // Receives more bytes for the record layer (truncated at the end of the stream).
   task<std::error_code> fill(const detail::deadline& d);
 

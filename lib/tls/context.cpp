@@ -75,7 +75,10 @@ context::~context() {
 }
 
 context::context(context&& o) noexcept
-    : ctx_(std::exchange(o.ctx_, nullptr)), server_(o.server_), alpn_wire_(std::move(o.alpn_wire_)) {
+    : ctx_(std::exchange(o.ctx_, nullptr)),
+      server_(o.server_),
+      offload_(o.offload_),
+      alpn_wire_(std::move(o.alpn_wire_)) {
   if (server_ && ctx_ && !alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx_, select_alpn, &alpn_wire_);
 }
 
@@ -84,6 +87,7 @@ context& context::operator=(context&& o) noexcept {
     if (ctx_) SSL_CTX_free(ctx_);
     ctx_ = std::exchange(o.ctx_, nullptr);
     server_ = o.server_;
+    offload_ = o.offload_;
     alpn_wire_ = std::move(o.alpn_wire_);
     if (server_ && ctx_ && !alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx_, select_alpn, &alpn_wire_);
   }

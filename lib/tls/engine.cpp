@@ -3,13 +3,19 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 #include <new>
 
+#include "ktls.hpp"
 #include "ringsock/tls.hpp"
 
 namespace ringsock::tls::detail {
 
-engine::engine(SSL_CTX* ctx, bool server) {
+engine::engine(SSL_CTX* ctx, bool server, int fd, bool offload)
+    : fd_(fd), offload_(offload && fd >= 0) {
   ssl_ = SSL_new(ctx);
   BIO* inner = nullptr;
   if (!ssl_ || BIO_new_bio_pair(&inner, output_size, &network_, input_size) != 1) {
@@ -17,7 +23,17 @@ engine::engine(SSL_CTX* ctx, bool server) {
     ERR_clear_error();
     throw std::bad_alloc();
   }
-  SSL_set_bio(ssl_, inner, inner);  // the SSL owns its end
+  BIO* top = inner;
+  if (offload_) {  // OpenSSL offers the keys to its BIO only with this option
+    if (BIO* f = make_kernel_filter(*this, inner)) {
+      top = f;
+      SSL_set_options(ssl_, SSL_OP_ENABLE_KTLS);
+    } else {
+      offload_ = false;
+      ERR_clear_error();
+    }
+  }
+  SSL_set_bio(ssl_, top, top);  // the SSL owns its end (and the filter over it)
   // A write returns after each record that fit, so a full output buffer is sent and the rest
   // written next, never the same bytes twice.
   SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE);
@@ -54,6 +70,39 @@ std::span<const std::byte> engine::output() noexcept {
 void engine::consume_output(std::size_t n) noexcept {
   char* p = nullptr;
   BIO_nread(network_, &p, static_cast<int>(n));
+}
+
+bool engine::next_control(control_record& out) const noexcept {
+  if (control_.empty()) return false;
+  out = {control_.front().first, control_.front().second};
+  return true;
+}
+
+void engine::consume_control(std::size_t n) noexcept {
+  std::vector<std::byte>& v = control_.front().second;
+  if (n < v.size()) {  // the rest stays a record of its type
+    v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n));
+    return;
+  }
+  control_.pop_front();
+}
+
+void engine::queue_control(unsigned char type, const void* p, std::size_t n) {
+  const auto* b = static_cast<const std::byte*>(p);
+  control_.emplace_back(type, std::vector<std::byte>(b, b + n));
+}
+
+bool engine::send_output_now() noexcept {
+  for (std::span<const std::byte> out = output(); !out.empty(); out = output()) {
+    const ssize_t n = ::send(fd_, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      consume_output(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return false;  // full (or failing): the ring sends the rest later, as without the offload
+  }
+  return true;
 }
 
 step engine::handshake() noexcept {

@@ -16,6 +16,9 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <deque>
+#include <utility>
+#include <vector>
 
 namespace ringsock::tls::detail {
 
@@ -33,8 +36,9 @@ class engine {
   // OpenSSL wrote and the socket has not sent yet (four full records).
   static constexpr std::size_t input_size = 32 * 1024, output_size = 64 * 1024;
 
-  // Throws std::bad_alloc when OpenSSL cannot make the objects.
-  engine(SSL_CTX* ctx, bool server);
+  // Throws std::bad_alloc when OpenSSL cannot make the objects. `fd`: the socket, for the
+  // kernel's send keys when `offload` (ktls.hpp; -1: never).
+  engine(SSL_CTX* ctx, bool server, int fd = -1, bool offload = false);
   ~engine();
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
@@ -43,7 +47,19 @@ class engine {
   void commit_input(std::size_t n) noexcept;
   std::span<const std::byte> output() noexcept;
   void consume_output(std::size_t n) noexcept;
-  bool has_output() noexcept { return BIO_ctrl_pending(network_) > 0; }
+  bool has_output() noexcept { return BIO_ctrl_pending(network_) > 0 || !control_.empty(); }
+
+  // Kernel TLS (ktls.hpp): the socket encrypts what is sent from now on. The pair's output is
+  // then always empty; records OpenSSL writes queue here instead, each with its record type.
+  bool kernel_send() const noexcept { return kernel_send_; }
+  struct control_record {
+    unsigned char type;
+    std::span<const std::byte> bytes;
+  };
+  // The first queued record (false: none).
+  bool next_control(control_record& out) const noexcept;
+  // n bytes of the first record went out (a short send leaves the rest of it first).
+  void consume_control(std::size_t n) noexcept;
 
   step handshake() noexcept;
   step read(std::span<std::byte> buf) noexcept;
@@ -66,6 +82,12 @@ class engine {
   std::coroutine_handle<> flush_waiter{};  // an operation waiting for its turn to send
 
  private:
+  friend struct kernel_filter;  // ktls.cpp
+  // Sends the pair's output now (no ring send may be running): the bytes written under the old
+  // keys, before the socket starts encrypting. False when the socket did not take all of it.
+  bool send_output_now() noexcept;
+  void queue_control(unsigned char type, const void* p, std::size_t n);
+
   // Translates an OpenSSL failure (SSL_get_error's `e` after `r`) into a step.
   step fail(int r, int e, bool in_handshake) noexcept;
 
@@ -73,6 +95,14 @@ class engine {
   BIO* network_ = nullptr;  // our end of the pair (OpenSSL's end belongs to ssl_)
   std::string detail_;
   std::error_code fatal_;
+  int fd_ = -1;
+  bool offload_ = false;      // may still take the kernel's send side
+  bool ulp_ = false;          // the socket has the "tls" upper-layer protocol
+  bool kernel_send_ = false;  // the socket has the send keys
+  int control_type_ = -1;     // the type OpenSSL named for its next write (-1: none)
+  // Queued control records (type, payload): rare (tickets, alerts); a record's bytes stay in
+  // place while it is sent, whatever is queued meanwhile.
+  std::deque<std::pair<unsigned char, std::vector<std::byte>>> control_;
 };
 
 }  // namespace ringsock::tls::detail

@@ -16,7 +16,9 @@
 #include <utility>
 
 #include "engine.hpp"
+#include "ktls.hpp"
 #include "ringsock/detail/access.hpp"
+#include "ringsock/detail/socket_awaiters.hpp"
 #include "ringsock/io_context.hpp"
 #include "ringsock/tls.hpp"
 
@@ -26,7 +28,10 @@ using detail::need;
 
 stream::stream(socket s, context& ctx)
     : sock_(std::move(s)),
-      eng_(std::make_unique<detail::engine>(ctx.native_handle(), ctx.is_server())) {}
+      eng_(std::make_unique<detail::engine>(
+          ctx.native_handle(), ctx.is_server(), sock_.native_handle(),
+          ctx.kernel_offload() &&
+              (kernel_tls_available() || detail::kernel_tls_hooks().pretend_available.load(std::memory_order_relaxed)))) {}
 
 namespace {
 // Operations run in coroutines that refer to the stream: it must not move or go meanwhile.
@@ -130,24 +135,43 @@ struct deadline {
 };
 }  // namespace detail
 
-task<std::error_code> stream::flush(const detail::deadline& d, bool wait_turn) {
+task<std::error_code> stream::flush(const detail::deadline& d, bool wait_turn,
+                                    std::span<const std::byte> plain, std::size_t* sent) {
   detail::engine& e = *eng_;
   // One sender at a time, so that records reach the socket in the order they were written. A
   // send waits for its turn and then sends what is left (maybe nothing); a receive does not
   // wait: the operation sending takes its bytes too (it sends until the output is empty).
   if (e.flushing && !wait_turn) co_return std::error_code{};
   while (e.flushing) co_await flush_turn{e};
-  if (!e.has_output()) co_return std::error_code{};
+  if (!e.has_output() && plain.empty()) co_return std::error_code{};
   e.flushing = true;
   flush_end end{e, sock_.context()};
-  for (std::span<const std::byte> out = e.output(); !out.empty(); out = e.output()) {
+  // What the record layer wrote first (records, or with the kernel's keys control records),
+  // then `plain`, then what was written meanwhile.
+  for (bool plain_done = plain.empty();;) {
     io_options o;
-    if (!d.next(o)) co_return make_error_code(std::errc::timed_out);
-    auto [err, n] = co_await as_result(sock_.send_all_async(out, o));
-    if (err) co_return err;
-    e.consume_output(n);
+    detail::engine::control_record rec{};
+    if (std::span<const std::byte> out = e.output(); !out.empty()) {
+      if (!d.next(o)) co_return make_error_code(std::errc::timed_out);
+      auto [err, n] = co_await as_result(sock_.send_all_async(out, o));
+      if (err) co_return err;
+      e.consume_output(n);
+    } else if (e.next_control(rec)) {
+      if (!d.next(o)) co_return make_error_code(std::errc::timed_out);
+      auto [err, n] = co_await as_result(ringsock::detail::op_awaiter<detail::control_record_op>(
+          sock_, detail::control_record_op{rec.bytes, rec.type}, o));
+      if (err) co_return err;
+      e.consume_control(n);
+    } else if (!plain_done) {
+      plain_done = true;
+      if (!d.next(o)) co_return make_error_code(std::errc::timed_out);
+      auto [err, n] = co_await as_result(sock_.send_all_async(plain, o));
+      *sent = n;
+      if (err) co_return err;
+    } else {
+      co_return std::error_code{};
+    }
   }
-  co_return std::error_code{};
 }
 
 task<std::error_code> stream::fill(const detail::deadline& d) {
@@ -173,7 +197,14 @@ task<std::error_code> stream::run_handshake(io_options o) {
     const std::error_code sent = co_await flush(d, true);
     if (s.what == need::error) co_return s.ec;
     if (sent) co_return sent;
-    if (s.what == need::done) co_return std::error_code{};
+    if (s.what == need::done) {
+      if (e.kernel_send()) {  // the kernel's record layer takes no zero-copy sends
+        ringsock::detail::socket_core* c = ringsock::detail::access::core(sock_);
+        c->send_known = true;
+        c->send_copies = true;
+      }
+      co_return std::error_code{};
+    }
     if (s.what == need::input) {
       const std::error_code ec = co_await fill(d);
       if (ec) co_return ec;
@@ -205,6 +236,11 @@ task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io
   detail::engine& e = *eng_;
   running mark(e.sending);
   const detail::deadline d(std::move(o));
+  if (e.kernel_send()) {  // the kernel encrypts: the bytes go as they are
+    std::size_t sent = 0;
+    const std::error_code ec = co_await flush(d, true, buf, &sent);
+    co_return {ec, sent};
+  }
   std::size_t done = 0;
   while (done < buf.size()) {
     // Records until the output buffer is full (need::output) or all is written, then one send.
@@ -324,5 +360,7 @@ tls::session stream::session() const {
 }
 
 const std::string& stream::last_error_detail() const noexcept { return eng_->last_error_detail(); }
+
+bool stream::kernel_offload() const noexcept { return eng_ && eng_->kernel_send(); }
 
 }  // namespace ringsock::tls
