@@ -370,6 +370,17 @@ TEST_SUITE("tls") {
       CHECK_THROWS_AS((void)t.handshake_async(), std::logic_error);  // twice
       CHECK_THROWS_AS(t.set_host_name("x"), std::logic_error);
       CHECK_THROWS_AS((void)t.receive_async(std::span<std::byte>()), std::invalid_argument);
+      {  // a second receive or send made while the first is not awaited yet is refused too
+        auto first = t.receive_async(buf);
+        CHECK_THROWS_AS((void)t.receive_async(buf), std::logic_error);
+        auto send = t.send_all_async(buf);
+        CHECK_THROWS_AS((void)t.send_all_async(buf), std::logic_error);
+        CHECK_THROWS_AS((void)t.shutdown_async(), std::logic_error);
+      }  // neither awaited: both gone, nothing was sent
+      {
+        auto again = t.receive_async(buf);  // the flags went with them
+        (void)again;
+      }
       co_await t.shutdown_async();
       CHECK_THROWS_AS((void)t.send_all_async(buf), std::logic_error);  // after shutdown
       CHECK_THROWS_AS((void)t.shutdown_async(), std::logic_error);

@@ -146,11 +146,17 @@ template <class T>
 using result_t = typename result_for<T>::type;
 
 // A TLS operation's awaiter: runs its coroutine; await_resume gives the value or throws
-// socket_error, and as_result takes the result instead (result.hpp).
+// socket_error, and as_result takes the result instead (result.hpp). `busy` is the stream's
+// flag for its kind of operation: set from the call until the awaiter is gone, so a second one
+// made before the first is awaited is refused too.
 template <class T>
 class op {
  public:
-  explicit op(task<result_t<T>> t) noexcept : t_(std::move(t)), aw_(t_.operator co_await()) {}
+  op(task<result_t<T>> t, bool& busy) noexcept
+      : t_(std::move(t)), aw_(t_.operator co_await()), busy_(&busy) {
+    busy = true;
+  }
+  ~op() { *busy_ = false; }
   op(const op&) = delete;
   op& operator=(const op&) = delete;
   bool await_ready() { return aw_.await_ready(); }
@@ -169,6 +175,7 @@ class op {
  private:
   task<result_t<T>> t_;
   typename task<result_t<T>>::awaiter aw_;
+  bool* busy_;
 };
 }  // namespace detail
 
@@ -176,7 +183,8 @@ class op {
 // handshake, then at most one receive and one send in flight at a time (a receive and a send
 // may overlap). An operation's timeout bounds all of it (every receive and send of the socket
 // underneath); its stop token cancels the one running. The stream must not move or be
-// destroyed while one of its operations runs (that aborts with a message).
+// destroyed while one of its operations exists, from the call until its co_await has returned
+// (that aborts with a message).
 class stream {
  public:
   // Takes the socket; the role is the context's (server() or client()).

@@ -79,14 +79,6 @@ void stream::set_session(const tls::session& s) {
 }
 
 namespace {
-// A scope that marks one operation of a kind as running (the flags misuse checks read); the
-// frame's end clears it also when the frame is destroyed unfinished (with its context).
-struct running {
-  bool& flag;
-  explicit running(bool& f) noexcept : flag(f) { flag = true; }
-  ~running() { flag = false; }
-};
-
 // Waits until the operation that is sending the output is done with it.
 struct flush_turn {
   detail::engine& e;
@@ -189,7 +181,6 @@ task<std::error_code> stream::fill(const detail::deadline& d) {
 
 task<std::error_code> stream::run_handshake(io_options o) {
   detail::engine& e = *eng_;
-  running mark(e.handshaking);
   const detail::deadline d(std::move(o));
   for (;;) {
     const detail::step s = e.handshake();
@@ -214,7 +205,6 @@ task<std::error_code> stream::run_handshake(io_options o) {
 
 task<io_result<std::size_t>> stream::run_receive(std::span<std::byte> buf, io_options o) {
   detail::engine& e = *eng_;
-  running mark(e.receiving);
   const detail::deadline d(std::move(o));
   for (;;) {
     const detail::step s = e.read(buf);
@@ -234,7 +224,6 @@ task<io_result<std::size_t>> stream::run_receive(std::span<std::byte> buf, io_op
 
 task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io_options o) {
   detail::engine& e = *eng_;
-  running mark(e.sending);
   const detail::deadline d(std::move(o));
   if (e.kernel_send()) {  // the kernel encrypts: the bytes go as they are
     std::size_t sent = 0;
@@ -265,7 +254,6 @@ task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io
 
 task<std::error_code> stream::run_shutdown(io_options o) {
   detail::engine& e = *eng_;
-  running mark(e.sending);
   const detail::deadline d(std::move(o));
   e.shut = true;
   // After a fatal error OpenSSL may not write close_notify: only the half-close goes, and the
@@ -299,7 +287,7 @@ detail::op<void> stream::handshake_async(io_options o) {
     throw std::logic_error(
         "ringsock: tls: handshake_async: a client that verifies the server needs set_host_name "
         "first (or the context's set_verify_peer(false)): any valid certificate would pass");
-  return detail::op<void>(run_handshake(std::move(o)));
+  return detail::op<void>(run_handshake(std::move(o)), eng_->handshaking);
 }
 
 namespace {
@@ -314,7 +302,7 @@ detail::op<std::size_t> stream::receive_async(std::span<std::byte> buf, io_optio
   if (buf.empty()) throw std::invalid_argument("ringsock: tls: receive_async: empty buffer");
   check_after_handshake(*eng_, "receive_async");
   if (eng_->receiving) throw std::logic_error("ringsock: tls: receive_async while another receive runs");
-  return detail::op<std::size_t>(run_receive(buf, std::move(o)));
+  return detail::op<std::size_t>(run_receive(buf, std::move(o)), eng_->receiving);
 }
 
 detail::op<std::size_t> stream::send_all_async(std::span<const std::byte> buf, io_options o) {
@@ -322,7 +310,7 @@ detail::op<std::size_t> stream::send_all_async(std::span<const std::byte> buf, i
   check_after_handshake(*eng_, "send_all_async");
   if (eng_->shut) throw std::logic_error("ringsock: tls: send_all_async after shutdown_async");
   if (eng_->sending) throw std::logic_error("ringsock: tls: send_all_async while another send runs");
-  return detail::op<std::size_t>(run_send(buf, std::move(o)));
+  return detail::op<std::size_t>(run_send(buf, std::move(o)), eng_->sending);
 }
 
 detail::op<void> stream::shutdown_async(io_options o) {
@@ -330,7 +318,7 @@ detail::op<void> stream::shutdown_async(io_options o) {
   check_after_handshake(*eng_, "shutdown_async");
   if (eng_->sending) throw std::logic_error("ringsock: tls: shutdown_async while a send runs");
   if (eng_->shut) throw std::logic_error("ringsock: tls: shutdown_async twice");
-  return detail::op<void>(run_shutdown(std::move(o)));
+  return detail::op<void>(run_shutdown(std::move(o)), eng_->sending);
 }
 
 std::string_view stream::alpn() const noexcept {
