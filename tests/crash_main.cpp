@@ -16,6 +16,10 @@
 #include "ringsock/compat.hpp"
 #include "ringsock/ringsock.hpp"
 #include "support.hpp"
+#ifdef RINGSOCK_CRASH_TLS  // the crash_tls build (with ringsock_tls)
+#include "ringsock/tls.hpp"
+#include "tls_support.hpp"
+#endif
 
 namespace {
 
@@ -103,6 +107,40 @@ void received_buffer_outlives_context() {
   not_aborted("an io_context destroyed while a received_buffer held its buffer");
 }
 
+#ifdef RINGSOCK_CRASH_TLS
+// A tls::stream destroyed while its receive waits (the operation's coroutine refers to it).
+void tls_stream_destroyed_in_use() {
+  namespace tls = ringsock::tls;
+  ringsock::io_context ctx;
+  auto l = ringsock::socket::listen(ctx, ringsock::endpoint::loopback(ringsock::address_family::ipv4));
+  tls::context srv = tls::context::server();
+  srv.use_certificate_chain_pem(test::tls_material().cert_pem);
+  srv.use_private_key_pem(test::tls_material().key_pem);
+  tls::context cli = tls::context::client();
+  cli.set_verify_peer(false);
+  std::unique_ptr<tls::stream> server, client;
+  auto accept_side = [&]() -> ringsock::task<void> {
+    server = std::make_unique<tls::stream>(co_await l.accept_async(), srv);
+    co_await server->handshake_async(5s);
+  };
+  auto connect_side = [&]() -> ringsock::task<void> {
+    client = std::make_unique<tls::stream>(co_await ringsock::socket::connect_async(ctx, l.local_endpoint()), cli);
+    co_await client->handshake_async(5s);
+  };
+  ctx.block_on(ringsock::when_all(accept_side(), connect_side()));
+  bool started = false;
+  ctx.spawn([](tls::stream& t, bool& started) -> ringsock::task<void> {
+    std::byte b[16];
+    started = true;
+    (void)co_await ringsock::as_result(t.receive_async(b));
+  }(*server, started));
+  ctx.run_until([&] { return started; }, 1s);
+  if (!started) not_aborted("the receive did not start");
+  server.reset();  // must abort here
+  not_aborted("tls::stream destroyed in use");
+}
+#endif
+
 struct scenario {
   const char* name;
   void (*run)();
@@ -122,6 +160,10 @@ constexpr scenario scenarios[] = {
     {"received_buffer_outlives_context", &received_buffer_outlives_context,
      "ringsock: an io_context was destroyed while a received_buffer still held one of its receive "
      "buffers"},
+#ifdef RINGSOCK_CRASH_TLS
+    {"tls_stream_destroyed_in_use", &tls_stream_destroyed_in_use,
+     "ringsock: a tls::stream was destroyed while one of its operations ran"},
+#endif
 };
 
 [[noreturn]] void run_child(const scenario& s) {
