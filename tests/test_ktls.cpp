@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -238,6 +240,122 @@ TEST_SUITE("kernel tls") {
     REQUIRE(raw.size() >= at + 2);
     CHECK(raw.substr(at, data.size()) == data);
     CHECK(raw.substr(at + data.size()) == std::string("\x01\x00", 2));  // close_notify, then FIN
+  }
+
+  TEST_CASE("under the kernel's keys, a fatal error stops the sends: the alert goes, the data does not (emulation)") {
+    pretend_kernel_tls pretend;
+    auto& hooks = tls::detail::kernel_tls_hooks();
+    hooks.pretend_taken = true;
+    struct reset {
+      ~reset() { tls::detail::kernel_tls_hooks().pretend_taken = false; }
+    } reset_taken;
+    tls::context srv = server_context();
+    tls::context cli = client_context();
+    cli.set_kernel_offload(false);
+    SSL_CTX_set_num_tickets(srv.native_handle(), 0);  // nothing after the handshake but the alert
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    std::error_code received, sent;
+    std::size_t sent_n = 99;
+    std::string detail;
+    auto server = [&]() -> task<void> {
+      socket s = co_await l.accept_async();
+      tls::stream t(std::move(s), srv);
+      co_await t.handshake_async(5s);
+      std::vector<std::byte> buf(1024);
+      received = (co_await as_result(t.receive_async(buf, 5s))).ec;  // a record that fails its MAC
+      detail = t.last_error_detail();
+      auto r = co_await as_result(t.send_all_async(test::bytes("must not go"), 5s));
+      sent = r.ec;
+      sent_n = r.value;
+    };
+    auto client = [&]() -> task<std::string> {
+      socket s = co_await socket::connect_async(ctx, l.local_endpoint());
+      tls::stream t(std::move(s), cli);
+      t.set_host_name("localhost");
+      co_await t.handshake_async(5s);
+      // An application-data record of 32 bytes that no key made.
+      co_await t.lowest_layer().send_all_async(test::bytes(std::string("\x17\x03\x03\x00\x20", 5) + std::string(32, 'x')));
+      std::string raw;
+      std::vector<std::byte> buf(4096);
+      for (;;) {
+        auto [ec, n] = co_await as_result(t.lowest_layer().receive_async(buf, 5s));
+        if (ec || n == 0) break;
+        raw += test::str(std::span(buf).first(n));
+      }
+      co_return raw;
+    };
+    hooks.queued_types.clear();
+    auto [unused, raw] = ctx.block_on(when_all([&]() -> task<int> {
+      co_await server();
+      co_return 0;
+    }(), client()));
+    (void)unused;
+    CHECK(received == tls::errc::protocol_error);
+    CHECK(sent == tls::errc::protocol_error);
+    CHECK(sent_n == 0);
+    CHECK(hooks.queued_types == std::string("\x15", 1));  // the alert, as a control record
+    CHECK(raw == std::string("\x02\x14", 2));  // fatal bad_record_mac; "must not go" did not
+    CHECK_FALSE(detail.empty());
+  }
+
+  TEST_CASE("under the kernel's keys, a peer's KeyUpdate request (emulation, an OpenSSL client)") {
+    pretend_kernel_tls pretend;
+    auto& hooks = tls::detail::kernel_tls_hooks();
+    hooks.pretend_taken = true;
+    struct reset {
+      ~reset() { tls::detail::kernel_tls_hooks().pretend_taken = false; }
+    } reset_taken;
+    tls::context srv = server_context();
+    SSL_CTX_set_num_tickets(srv.native_handle(), 0);  // the client reads nothing the server sends
+    io_context ctx;
+    socket l = socket::listen(ctx, endpoint::loopback(address_family::ipv4));
+    std::error_code received, sent;
+    std::string got, detail;
+    bool offload = false, done = false;
+    auto server = [&]() -> task<void> {
+      socket s = co_await l.accept_async();
+      tls::stream t(std::move(s), srv);
+      co_await t.handshake_async(5s);
+      offload = t.kernel_offload();
+      std::vector<std::byte> buf(1024);
+      auto r = co_await as_result(t.receive_async(buf, 5s));
+      received = r.ec;
+      if (!r.ec) got = test::str(std::span(buf).first(r.value));
+      sent = (co_await as_result(t.send_all_async(test::bytes("after"), 5s))).ec;
+      detail = t.last_error_detail();
+      done = true;
+    };
+    ctx.spawn(server());
+    const endpoint ep = l.local_endpoint();
+    std::string peer_saw;
+    std::thread peer([ep, &peer_saw] {  // blocking OpenSSL: handshake, KeyUpdate asking for ours, one byte
+      const int fd = test::blocking_connect(ep);
+      SSL_CTX* c = SSL_CTX_new(TLS_client_method());
+      SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
+      SSL* s = SSL_new(c);
+      SSL_set_fd(s, fd);
+      if (SSL_connect(s) == 1 && SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED) == 1) (void)SSL_write(s, "x", 1);
+      timeval tv{3, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      char b[64];
+      const ssize_t n = ::recv(fd, b, sizeof b, 0);  // plaintext here: the emulation
+      if (n > 0) peer_saw.assign(b, static_cast<std::size_t>(n));
+      SSL_free(s);
+      SSL_CTX_free(c);
+      ::close(fd);
+    });
+    ctx.run_until([&] { return done; }, 10s);
+    l.close();
+    peer.join();
+    CHECK(offload);
+    // The byte after the KeyUpdate is the caller's; the send that would go under the old keys is
+    // refused, and the peer got an internal_error alert instead.
+    CHECK_FALSE(received);
+    CHECK(got == "x");
+    CHECK(sent == tls::errc::protocol_error);
+    CHECK(peer_saw == std::string("\x02\x50", 2));
+    CHECK(detail.find("key update") != std::string::npos);
   }
 
   TEST_CASE("the kernel encrypts what both ends send: 8 MiB each way, close_notify, resumption, TLS 1.2") {

@@ -110,7 +110,8 @@ class context {
   // preference; the first one the client also offered is chosen, none when nothing matches.
   void set_alpn(const std::vector<std::string>& protocols);
   // Kernel TLS on the send side, for streams made from now on (default true): used where the
-  // kernel and the negotiated cipher allow it (AES-GCM, AES-CCM, ChaCha20-Poly1305), user space
+  // kernel and the negotiated cipher allow it (AES-GCM, ChaCha20-Poly1305; AES-CCM with TLS 1.2
+  // only: OpenSSL 3.0 does not offload it for TLS 1.3), user space
   // otherwise. A stream whose peer asks for a TLS 1.3 key update while the kernel holds the send
   // keys ends with protocol_error (OpenSSL 3.0 cannot hand the kernel new keys).
   void set_kernel_offload(bool on) noexcept { offload_ = on; }

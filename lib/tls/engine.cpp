@@ -92,6 +92,17 @@ void engine::queue_control(unsigned char type, const void* p, std::size_t n) {
   control_.emplace_back(type, std::vector<std::byte>(b, b + n));
 }
 
+void engine::refuse_key_update_if_asked() noexcept {
+  if (!kernel_send_ || fatal_ || SSL_get_key_update_type(ssl_) == SSL_KEY_UPDATE_NONE) return;
+  fatal_ = make_error_code(errc::protocol_error);
+  detail_ = "the peer asked for a TLS 1.3 key update, which the kernel's send keys cannot follow";
+  const unsigned char alert[2] = {2, 80};  // fatal internal_error
+  try {
+    queue_control(21, alert, sizeof alert);
+  } catch (const std::bad_alloc&) {
+  }
+}
+
 bool engine::send_output_now() noexcept {
   for (std::span<const std::byte> out = output(); !out.empty(); out = output()) {
     const ssize_t n = ::send(fd_, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -172,6 +183,8 @@ step engine::fail(int, int e, bool in_handshake) noexcept {
         break;
     }
     detail_ = err != 0 ? text : "TLS error without a reason (SSL_get_error " + std::to_string(e) + ")";
+    if (refused_key_update_)
+      detail_ = "the peer asked for a TLS 1.3 key update, which the kernel's send keys cannot follow";
   }
   ERR_clear_error();
   if (!fatal_) fatal_ = make_error_code(code);

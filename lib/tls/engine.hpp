@@ -56,6 +56,10 @@ class engine {
     unsigned char type;
     std::span<const std::byte> bytes;
   };
+  // Under the kernel's keys a peer's KeyUpdate request cannot be answered (OpenSSL 3.0 would
+  // answer at its next SSL_write, which this path never calls, and cannot hand the kernel new
+  // keys): after a read, this ends the stream (protocol_error, an internal_error alert queued).
+  void refuse_key_update_if_asked() noexcept;
   // The first queued record (false: none).
   bool next_control(control_record& out) const noexcept;
   // n bytes of the first record went out (a short send leaves the rest of it first).
@@ -99,7 +103,8 @@ class engine {
   bool offload_ = false;      // may still take the kernel's send side
   bool ulp_ = false;          // the socket has the "tls" upper-layer protocol
   bool kernel_send_ = false;  // the socket has the send keys
-  int control_type_ = -1;     // the type OpenSSL named for its next write (-1: none)
+  int control_type_ = -1;     // the type OpenSSL named for its writes (-1: none yet)
+  bool refused_key_update_ = false;  // a KeyUpdate under the kernel's keys was refused
   // Queued control records (type, payload): rare (tickets, alerts); a record's bytes stay in
   // place while it is sent, whatever is queued meanwhile.
   std::deque<std::pair<unsigned char, std::vector<std::byte>>> control_;

@@ -50,24 +50,22 @@ struct kernel_filter {
   // what was written under the old keys has left (sent here and now: a handshake's last flight
   // fits an empty socket buffer; when it does not, the offload is declined and nothing is lost).
   static long take_keys(engine& e, long is_tx, const void* info) noexcept {
-    if (!is_tx || !e.offload_ || e.kernel_send_ || e.flushing) return 0;
+    if (!is_tx || !e.offload_ || e.kernel_send_) return 0;
+    // Declined once, declined for good: the keys never move in the middle of a stream.
+    e.offload_ = false;
+    if (e.flushing) return 0;
     const auto& ci = *static_cast<const tls_crypto_info*>(info);
     const std::size_t len = crypto_info_size(ci);
     if (len == 0) return 0;
     if (!e.ulp_ && !kernel_tls_hooks().pretend_available.load(std::memory_order_relaxed)) {
-      if (::setsockopt(e.fd_, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") != 0) {
-        e.offload_ = false;  // no ULP on this socket: user space for good
-        return 0;
-      }
+      if (::setsockopt(e.fd_, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") != 0) return 0;
       e.ulp_ = true;
     }
     if (!e.send_output_now()) return 0;
     kernel_tls_hooks().offered.fetch_add(1, std::memory_order_relaxed);
     if (!kernel_tls_hooks().pretend_taken.load(std::memory_order_relaxed) &&
-        ::setsockopt(e.fd_, SOL_TLS, TLS_TX, info, static_cast<socklen_t>(len)) != 0) {
-      e.offload_ = false;  // the kernel refused this cipher or these keys
-      return 0;
-    }
+        ::setsockopt(e.fd_, SOL_TLS, TLS_TX, info, static_cast<socklen_t>(len)) != 0)
+      return 0;  // the kernel refused this cipher or these keys
     kernel_tls_hooks().taken.fetch_add(1, std::memory_order_relaxed);
     e.kernel_send_ = true;
     return 1;
@@ -80,6 +78,8 @@ struct kernel_filter {
       case BIO_CTRL_GET_KTLS_SEND: return e.kernel_send_ ? 1 : 0;
       case BIO_CTRL_GET_KTLS_RECV: return 0;
       case ctrl_set_ktls_send_ctrl_msg:
+        // Until the next one: OpenSSL names the type before each record (after a flush), and a
+        // buffering BIO over ours may hand one record on in several writes.
         e.control_type_ = static_cast<int>(num);
         return 0;
       case ctrl_clear_ktls_ctrl_msg:
@@ -96,7 +96,10 @@ struct kernel_filter {
       const auto type = static_cast<unsigned char>(e.control_type_ >= 0 ? e.control_type_ : 23);
       // A KeyUpdate (handshake message 24) would leave the kernel on the old keys while the
       // peer moves on: refused, so the stream ends with protocol_error instead.
-      if (type == 22 && n > 0 && static_cast<unsigned char>(p[0]) == 24) return 0;
+      if (type == 22 && n > 0 && static_cast<unsigned char>(p[0]) == 24) {
+        e.refused_key_update_ = true;
+        return 0;
+      }
       try {
         e.queue_control(type, p, n);
         if (kernel_tls_hooks().pretend_taken.load(std::memory_order_relaxed))
@@ -104,7 +107,6 @@ struct kernel_filter {
       } catch (const std::bad_alloc&) {
         return 0;
       }
-      e.control_type_ = -1;
       *written = n;
       return 1;
     }

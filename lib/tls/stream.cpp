@@ -146,8 +146,8 @@ task<std::error_code> stream::flush(const detail::deadline& d, bool wait_turn,
     if (std::span<const std::byte> out = e.output(); !out.empty()) {
       if (!d.next(o)) co_return make_error_code(std::errc::timed_out);
       auto [err, n] = co_await as_result(sock_.send_all_async(out, o));
+      e.consume_output(n);  // also what went before an error: never sent twice
       if (err) co_return err;
-      e.consume_output(n);
     } else if (e.next_control(rec)) {
       if (!d.next(o)) co_return make_error_code(std::errc::timed_out);
       auto [err, n] = co_await as_result(ringsock::detail::op_awaiter<detail::control_record_op>(
@@ -206,8 +206,10 @@ task<std::error_code> stream::run_handshake(io_options o) {
 task<io_result<std::size_t>> stream::run_receive(std::span<std::byte> buf, io_options o) {
   detail::engine& e = *eng_;
   const detail::deadline d(std::move(o));
+  if (const std::error_code f = e.fatal()) co_return {f, 0};
   for (;;) {
     const detail::step s = e.read(buf);
+    e.refuse_key_update_if_asked();
     if (e.has_output()) {  // a reply the record layer owes the peer (a key update)
       const std::error_code ec = co_await flush(d, false);
       // Bytes already decrypted are the caller's; the send side meets that error next.
@@ -225,7 +227,10 @@ task<io_result<std::size_t>> stream::run_receive(std::span<std::byte> buf, io_op
 task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io_options o) {
   detail::engine& e = *eng_;
   const detail::deadline d(std::move(o));
+  if (const std::error_code f = e.fatal()) co_return {f, 0};
   if (e.kernel_send()) {  // the kernel encrypts: the bytes go as they are
+    // Not after our close_notify either (OpenSSL's SSL_write refuses that too).
+    if (SSL_get_shutdown(e.ssl()) & SSL_SENT_SHUTDOWN) co_return {make_error_code(errc::protocol_error), 0};
     std::size_t sent = 0;
     const std::error_code ec = co_await flush(d, true, buf, &sent);
     co_return {ec, sent};
@@ -291,8 +296,10 @@ detail::op<void> stream::handshake_async(io_options o) {
 }
 
 namespace {
+// A stream that met a fatal error (a failed handshake too) takes operations, which end with
+// that error: the outcome is the connection's, not a misuse.
 void check_after_handshake(const detail::engine& e, const char* what) {
-  if (e.handshaking || !e.handshake_done())
+  if (e.handshaking || (!e.handshake_done() && !e.fatal()))
     throw std::logic_error(std::string("ringsock: tls: ") + what + " before the handshake finished");
 }
 }  // namespace
