@@ -274,7 +274,11 @@ task<std::error_code> stream::run_shutdown(io_options o) {
     if (ec) co_return ec;
     if (s.what == need::done) break;
   }
-  // Our close_notify is out; the half-close tells the peer no more bytes follow.
+  // Our close_notify is out; the half-close tells the peer no more bytes follow. (Under the
+  // kernel's keys a completed send may leave the tail of a record in the kernel's TLS layer when
+  // TCP was full; whether the FIN can overtake it is unverified: this machine has no
+  // CONFIG_TLS. The test with 8 MiB each way then shutdown, in test_ktls.cpp, checks it where
+  // the kernel has TLS.)
   try {
     sock_.shutdown(shutdown_how::send);
   } catch (const socket_error& x) {
