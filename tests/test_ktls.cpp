@@ -47,10 +47,16 @@ tls::context client_context(bool tls12 = false) {
   return c;
 }
 
-// The attempt without the ULP, for one test.
+// For one test: the attempt without the ULP; with `taken`, the plaintext emulation (ktls.hpp).
 struct pretend_kernel_tls {
-  pretend_kernel_tls() { tls::detail::kernel_tls_hooks().pretend_available = true; }
-  ~pretend_kernel_tls() { tls::detail::kernel_tls_hooks().pretend_available = false; }
+  explicit pretend_kernel_tls(bool taken = false) {
+    tls::detail::kernel_tls_hooks().pretend_available = true;
+    tls::detail::kernel_tls_hooks().pretend_taken = taken;
+  }
+  ~pretend_kernel_tls() {
+    tls::detail::kernel_tls_hooks().pretend_available = false;
+    tls::detail::kernel_tls_hooks().pretend_taken = false;
+  }
 };
 
 struct end_state {
@@ -186,12 +192,8 @@ TEST_SUITE("kernel tls") {
     // encrypt goes out in plaintext. The client finishes its handshake in TLS (the server's
     // tickets only follow the client's Finished), then reads the socket raw: the tickets as
     // handshake messages, the application data, the close_notify alert, the end.
-    pretend_kernel_tls pretend;
+    pretend_kernel_tls pretend(true);
     auto& hooks = tls::detail::kernel_tls_hooks();
-    hooks.pretend_taken = true;
-    struct reset {
-      ~reset() { tls::detail::kernel_tls_hooks().pretend_taken = false; }
-    } reset_taken;
     tls::context srv = server_context();
     tls::context cli = client_context();
     cli.set_kernel_offload(false);
@@ -245,12 +247,8 @@ TEST_SUITE("kernel tls") {
   }
 
   TEST_CASE("under the kernel's keys, a fatal error stops the sends: the alert goes, the data does not (emulation)") {
-    pretend_kernel_tls pretend;
+    pretend_kernel_tls pretend(true);
     auto& hooks = tls::detail::kernel_tls_hooks();
-    hooks.pretend_taken = true;
-    struct reset {
-      ~reset() { tls::detail::kernel_tls_hooks().pretend_taken = false; }
-    } reset_taken;
     tls::context srv = server_context();
     tls::context cli = client_context();
     cli.set_kernel_offload(false);
@@ -302,12 +300,8 @@ TEST_SUITE("kernel tls") {
   }
 
   TEST_CASE("under the kernel's keys, a peer's KeyUpdate request (emulation, an OpenSSL client)") {
-    pretend_kernel_tls pretend;
+    pretend_kernel_tls pretend(true);
     auto& hooks = tls::detail::kernel_tls_hooks();
-    hooks.pretend_taken = true;
-    struct reset {
-      ~reset() { tls::detail::kernel_tls_hooks().pretend_taken = false; }
-    } reset_taken;
     tls::context srv = server_context();
     SSL_CTX_set_num_tickets(srv.native_handle(), 0);  // the client reads nothing the server sends
     io_context ctx;
