@@ -301,7 +301,6 @@ TEST_SUITE("kernel tls") {
 
   TEST_CASE("under the kernel's keys, a peer's KeyUpdate request (emulation, an OpenSSL client)") {
     pretend_kernel_tls pretend(true);
-    auto& hooks = tls::detail::kernel_tls_hooks();
     tls::context srv = server_context();
     SSL_CTX_set_num_tickets(srv.native_handle(), 0);  // the client reads nothing the server sends
     io_context ctx;
