@@ -197,9 +197,15 @@ void close_core(socket_core& c) noexcept {
     return;
   }
   // A request in flight holds its own reference to the file, so closing the number alone would
-  // not stop it. Cancel by fd, then close, both through the ring and in this order: the cancel
-  // matches before the number can be reused.
-  access::ring_of(ctx).prep_cancel_fd(fd);
+  // not stop it. Cancel, then close, both through the ring and in this order: the cancel
+  // matches before the number can be reused. When the receiver's multishot is all there is (a
+  // used stream socket, nothing else pending) it is cancelled by its user_data, which the
+  // kernel finds by hash; a cancel by fd scans every armed poll of the ring (W6's profile:
+  // io_poll_cancel and io_cancel_req_match, about 2.5 % of the server's time).
+  if (c.armed == 1 && c.rx.in_kernel && !c.rx.direct)
+    access::ring_of(ctx).prep_cancel(&c.rx.op);
+  else
+    access::ring_of(ctx).prep_cancel_fd(fd);
   access::ring_of(ctx).prep_close(fd);
   if (!access::in_loop(ctx)) access::ring_of(ctx).flush();  // nobody would submit it until the next run
 }
