@@ -33,6 +33,7 @@
 #include <string_view>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ringsock/io_options.hpp"
@@ -113,7 +114,8 @@ class context {
   // kernel and the negotiated cipher allow it (AES-GCM, ChaCha20-Poly1305; AES-CCM with TLS 1.2
   // only: OpenSSL 3.0 does not offload it for TLS 1.3), user space
   // otherwise. A stream whose peer asks for a TLS 1.3 key update while the kernel holds the send
-  // keys ends with protocol_error (OpenSSL 3.0 cannot hand the kernel new keys).
+  // keys can send no more data (its sends end with protocol_error; OpenSSL 3.0 cannot hand the
+  // kernel new keys); it still receives, and shutdown_async still sends close_notify.
   void set_kernel_offload(bool on) noexcept { offload_ = on; }
   bool kernel_offload() const noexcept { return offload_; }
 
@@ -148,8 +150,8 @@ using result_t = typename result_for<T>::type;
 
 // A TLS operation's awaiter: runs its coroutine; await_resume gives the value or throws
 // socket_error, and as_result takes the result instead (result.hpp). `busy` is the stream's
-// flag for its kind of operation: set from the call until the awaiter is gone, so a second one
-// made before the first is awaited is refused too.
+// flag for its kind of operation: set from the call until its result is taken (or the awaiter
+// is gone unawaited), so a second one made before the first is awaited is refused too.
 template <class T>
 class op {
  public:
@@ -157,13 +159,14 @@ class op {
       : t_(std::move(t)), aw_(t_.operator co_await()), busy_(&busy) {
     busy = true;
   }
-  ~op() { *busy_ = false; }
+  ~op() { done(); }
   op(const op&) = delete;
   op& operator=(const op&) = delete;
   bool await_ready() { return aw_.await_ready(); }
   bool await_suspend(std::coroutine_handle<> h) noexcept { return aw_.await_suspend(h); }
   T await_resume() {
     result_t<T> r = aw_.await_resume();
+    done();
     if constexpr (std::is_void_v<T>) {
       if (r) throw socket_error(r, "ringsock: tls");
     } else {
@@ -171,9 +174,17 @@ class op {
       return std::move(r.value);
     }
   }
-  result_t<T> take_result() { return aw_.await_resume(); }
+  result_t<T> take_result() {
+    result_t<T> r = aw_.await_resume();
+    done();
+    return r;
+  }
 
  private:
+  // The operation is over: its kind is free again (the stream may go after this).
+  void done() noexcept {
+    if (busy_) *std::exchange(busy_, nullptr) = false;
+  }
   task<result_t<T>> t_;
   typename task<result_t<T>>::awaiter aw_;
   bool* busy_;

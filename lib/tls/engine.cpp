@@ -93,14 +93,9 @@ void engine::queue_control(unsigned char type, const void* p, std::size_t n) {
 }
 
 void engine::refuse_key_update_if_asked() noexcept {
-  if (!kernel_send_ || fatal_ || SSL_get_key_update_type(ssl_) == SSL_KEY_UPDATE_NONE) return;
-  fatal_ = make_error_code(errc::protocol_error);
+  if (!kernel_send_ || send_refused_ || SSL_get_key_update_type(ssl_) == SSL_KEY_UPDATE_NONE) return;
+  send_refused_ = make_error_code(errc::protocol_error);
   detail_ = "the peer asked for a TLS 1.3 key update, which the kernel's send keys cannot follow";
-  const unsigned char alert[2] = {2, 80};  // fatal internal_error
-  try {
-    queue_control(21, alert, sizeof alert);
-  } catch (const std::bad_alloc&) {
-  }
 }
 
 bool engine::send_output_now() noexcept {

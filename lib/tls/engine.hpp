@@ -58,8 +58,15 @@ class engine {
   };
   // Under the kernel's keys a peer's KeyUpdate request cannot be answered (OpenSSL 3.0 would
   // answer at its next SSL_write, which this path never calls, and cannot hand the kernel new
-  // keys): after a read, this ends the stream (protocol_error, an internal_error alert queued).
+  // keys), and RFC 8446 allows no application data from us before the answer: after a read,
+  // this refuses further sends (protocol_error); receiving and close_notify go on.
   void refuse_key_update_if_asked() noexcept;
+  std::error_code send_refused() const noexcept { return send_refused_; }
+  // A handshake that failed without a TLS error (timeout, reset, the peer's end): operations
+  // after it end with that error too.
+  void fail_handshake(std::error_code ec) noexcept {
+    if (!fatal_) fatal_ = ec;
+  }
   // The first queued record (false: none).
   bool next_control(control_record& out) const noexcept;
   // n bytes of the first record went out (a short send leaves the rest of it first).
@@ -99,6 +106,7 @@ class engine {
   BIO* network_ = nullptr;  // our end of the pair (OpenSSL's end belongs to ssl_)
   std::string detail_;
   std::error_code fatal_;
+  std::error_code send_refused_;
   int fd_ = -1;
   bool offload_ = false;      // may still take the kernel's send side
   bool ulp_ = false;          // the socket has the "tls" upper-layer protocol

@@ -187,7 +187,10 @@ task<std::error_code> stream::run_handshake(io_options o) {
     // What it wrote goes out first, also before an error: the peer then learns why (alert).
     const std::error_code sent = co_await flush(d, true);
     if (s.what == need::error) co_return s.ec;
-    if (sent) co_return sent;
+    if (sent) {
+      e.fail_handshake(sent);
+      co_return sent;
+    }
     if (s.what == need::done) {
       if (e.kernel_send()) {  // the kernel's record layer takes no zero-copy sends
         ringsock::detail::socket_core* c = ringsock::detail::access::core(sock_);
@@ -198,7 +201,10 @@ task<std::error_code> stream::run_handshake(io_options o) {
     }
     if (s.what == need::input) {
       const std::error_code ec = co_await fill(d);
-      if (ec) co_return ec;
+      if (ec) {
+        e.fail_handshake(ec);
+        co_return ec;
+      }
     }
   }
 }
@@ -228,6 +234,7 @@ task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io
   detail::engine& e = *eng_;
   const detail::deadline d(std::move(o));
   if (const std::error_code f = e.fatal()) co_return {f, 0};
+  if (const std::error_code f = e.send_refused()) co_return {f, 0};
   if (e.kernel_send()) {  // the kernel encrypts: the bytes go as they are
     // Not after our close_notify either (OpenSSL's SSL_write refuses that too).
     if (SSL_get_shutdown(e.ssl()) & SSL_SENT_SHUTDOWN) co_return {make_error_code(errc::protocol_error), 0};
