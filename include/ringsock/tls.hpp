@@ -17,7 +17,8 @@
 // tls::error_category() (tls::errc), a socket failure keeps its errno (connection_reset, ...).
 // Misuse throws before anything is sent: std::logic_error for an operation before the handshake
 // or while another of its kind is in flight, tls::setup_error for a certificate, key or CA that
-// cannot be loaded.
+// cannot be loaded. A stream whose handshake failed, or that met a TLS error, is over: each
+// operation on it then ends with that error.
 //
 // The path: where the kernel takes TLS keys (kernel_tls_available(): TCP ULP "tls", CONFIG_TLS),
 // a stream hands it the send keys after the handshake and the ring's plain sends carry its
