@@ -113,11 +113,8 @@ void tls_stream_destroyed_in_use() {
   namespace tls = ringsock::tls;
   ringsock::io_context ctx;
   auto l = ringsock::socket::listen(ctx, ringsock::endpoint::loopback(ringsock::address_family::ipv4));
-  tls::context srv = tls::context::server();
-  srv.use_certificate_chain_pem(test::tls_material().cert_pem);
-  srv.use_private_key_pem(test::tls_material().key_pem);
-  tls::context cli = tls::context::client();
-  cli.set_verify_peer(false);
+  tls::context srv = test::tls_server_context();
+  tls::context cli = test::tls_client_context();
   std::unique_ptr<tls::stream> server, client;
   auto accept_side = [&]() -> ringsock::task<void> {
     server = std::make_unique<tls::stream>(co_await l.accept_async(), srv);
@@ -125,6 +122,7 @@ void tls_stream_destroyed_in_use() {
   };
   auto connect_side = [&]() -> ringsock::task<void> {
     client = std::make_unique<tls::stream>(co_await ringsock::socket::connect_async(ctx, l.local_endpoint()), cli);
+    client->set_host_name("localhost");
     co_await client->handshake_async(5s);
   };
   ctx.block_on(ringsock::when_all(accept_side(), connect_side()));

@@ -33,16 +33,10 @@ namespace {
 constexpr const char* no_kernel_tls =
     "kernel TLS offload: skipped: this kernel has no TCP ULP \"tls\" (built without CONFIG_TLS)";
 
-tls::context server_context() {
-  tls::context c = tls::context::server();
-  c.use_certificate_chain_pem(test::tls_material().cert_pem);
-  c.use_private_key_pem(test::tls_material().key_pem);
-  return c;
-}
+tls::context server_context() { return test::tls_server_context(); }
 
 tls::context client_context(bool tls12 = false) {
-  tls::context c = tls::context::client();
-  c.load_verify_file(test::tls_material().ca_file);
+  tls::context c = test::tls_client_context();
   if (tls12) SSL_CTX_set_max_proto_version(c.native_handle(), TLS1_2_VERSION);
   return c;
 }
@@ -131,6 +125,24 @@ exchange_result exchange(tls::context& srv_ctx, tls::context& cli_ctx, const std
   return {std::move(s), std::move(c)};
 }
 
+// A client that finishes its handshake in TLS, then sends `raw_out` as it is and reads the
+// socket raw to its end (the emulation's plaintext).
+task<std::string> raw_after_handshake(io_context& ctx, endpoint ep, tls::context& cli, std::string raw_out) {
+  socket s = co_await socket::connect_async(ctx, ep);
+  tls::stream t(std::move(s), cli);
+  t.set_host_name("localhost");
+  co_await t.handshake_async(5s);
+  if (!raw_out.empty()) co_await t.lowest_layer().send_all_async(test::bytes(raw_out));
+  std::string raw;
+  std::vector<std::byte> buf(64 * 1024);
+  for (;;) {
+    auto [ec, n] = co_await as_result(t.lowest_layer().receive_async(buf, 5s));
+    if (ec || n == 0) break;
+    raw += test::str(std::span(buf).first(n));
+  }
+  co_return raw;
+}
+
 bool have(const char* tool) {
   return std::system((std::string("command -v ") + tool + " >/dev/null 2>&1").c_str()) == 0;
 }
@@ -210,18 +222,7 @@ TEST_SUITE("kernel tls") {
       co_return co_await as_result(t.shutdown_async(5s));
     };
     auto client = [&]() -> task<std::string> {
-      socket s = co_await socket::connect_async(ctx, l.local_endpoint());
-      tls::stream t(std::move(s), cli);
-      t.set_host_name("localhost");
-      co_await t.handshake_async(5s);
-      std::string raw;
-      std::vector<std::byte> buf(64 * 1024);
-      for (;;) {
-        auto [ec, n] = co_await as_result(t.lowest_layer().receive_async(buf, 5s));
-        if (ec || n == 0) break;
-        raw += test::str(std::span(buf).first(n));
-      }
-      co_return raw;
+      co_return co_await raw_after_handshake(ctx, l.local_endpoint(), cli, "");
     };
     const unsigned taken = hooks.taken;
     hooks.queued_types.clear();
@@ -270,20 +271,9 @@ TEST_SUITE("kernel tls") {
       sent_n = r.value;
     };
     auto client = [&]() -> task<std::string> {
-      socket s = co_await socket::connect_async(ctx, l.local_endpoint());
-      tls::stream t(std::move(s), cli);
-      t.set_host_name("localhost");
-      co_await t.handshake_async(5s);
       // An application-data record of 32 bytes that no key made.
-      co_await t.lowest_layer().send_all_async(test::bytes(std::string("\x17\x03\x03\x00\x20", 5) + std::string(32, 'x')));
-      std::string raw;
-      std::vector<std::byte> buf(4096);
-      for (;;) {
-        auto [ec, n] = co_await as_result(t.lowest_layer().receive_async(buf, 5s));
-        if (ec || n == 0) break;
-        raw += test::str(std::span(buf).first(n));
-      }
-      co_return raw;
+      co_return co_await raw_after_handshake(ctx, l.local_endpoint(), cli,
+                                             std::string("\x17\x03\x03\x00\x20", 5) + std::string(32, 'x'));
     };
     hooks.queued_types.clear();
     auto [unused, raw] = ctx.block_on(when_all([&]() -> task<int> {

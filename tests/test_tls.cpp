@@ -42,12 +42,13 @@ tls::context server_context(const std::string& cert, const std::string& key) {
   return c;
 }
 tls::context server_context() {
-  return server_context(test::tls_material().cert_pem, test::tls_material().key_pem);
+  tls::context c = test::tls_server_context();
+  c.set_alpn({"http/1.1"});
+  return c;
 }
 
 tls::context client_context() {
-  tls::context c = tls::context::client();
-  c.load_verify_file(test::tls_material().ca_file);
+  tls::context c = test::tls_client_context();
   c.set_alpn({"h2", "http/1.1"});
   return c;
 }

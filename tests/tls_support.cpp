@@ -128,4 +128,17 @@ const tls_files& tls_material() {
   return f;
 }
 
+ringsock::tls::context tls_server_context() {
+  ringsock::tls::context c = ringsock::tls::context::server();
+  c.use_certificate_chain_pem(tls_material().cert_pem);
+  c.use_private_key_pem(tls_material().key_pem);
+  return c;
+}
+
+ringsock::tls::context tls_client_context() {
+  ringsock::tls::context c = ringsock::tls::context::client();
+  c.load_verify_file(tls_material().ca_file);
+  return c;
+}
+
 }  // namespace test

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "ringsock/tls.hpp"
+
 namespace test {
 
 struct tls_files {
@@ -21,5 +23,10 @@ struct tls_files {
 
 // One set per test program.
 const tls_files& tls_material();
+
+// Contexts on that set: a server with its localhost certificate and key; a client that
+// trusts its CA (and verifies, the default).
+ringsock::tls::context tls_server_context();
+ringsock::tls::context tls_client_context();
 
 }  // namespace test

@@ -84,7 +84,7 @@ void engine::consume_control(std::size_t n) noexcept {
     v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n));
     return;
   }
-  control_.pop_front();
+  control_.erase(control_.begin());  // a few at most
 }
 
 void engine::queue_control(unsigned char type, const void* p, std::size_t n) {
@@ -92,8 +92,7 @@ void engine::queue_control(unsigned char type, const void* p, std::size_t n) {
   control_.emplace_back(type, std::vector<std::byte>(b, b + n));
 }
 
-void engine::refuse_key_update_if_asked() noexcept {
-  if (!kernel_send_ || send_refused_ || SSL_get_key_update_type(ssl_) == SSL_KEY_UPDATE_NONE) return;
+void engine::refuse_sends_for_key_update() noexcept {
   send_refused_ = make_error_code(errc::protocol_error);
   detail_ = "the peer asked for a TLS 1.3 key update, which the kernel's send keys cannot follow";
 }
@@ -178,8 +177,6 @@ step engine::fail(int, int e, bool in_handshake) noexcept {
         break;
     }
     detail_ = err != 0 ? text : "TLS error without a reason (SSL_get_error " + std::to_string(e) + ")";
-    if (refused_key_update_)
-      detail_ = "the peer asked for a TLS 1.3 key update, which the kernel's send keys cannot follow";
   }
   ERR_clear_error();
   if (!fatal_) fatal_ = make_error_code(code);

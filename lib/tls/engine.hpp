@@ -16,7 +16,6 @@
 #include <span>
 #include <string>
 #include <system_error>
-#include <deque>
 #include <utility>
 #include <vector>
 
@@ -60,7 +59,10 @@ class engine {
   // answer at its next SSL_write, which this path never calls, and cannot hand the kernel new
   // keys), and RFC 8446 allows no application data from us before the answer: after a read,
   // this refuses further sends (protocol_error); receiving and close_notify go on.
-  void refuse_key_update_if_asked() noexcept;
+  void refuse_key_update_if_asked() noexcept {
+    if (kernel_send_ && !send_refused_ && SSL_get_key_update_type(ssl_) != SSL_KEY_UPDATE_NONE)
+      refuse_sends_for_key_update();
+  }
   std::error_code send_refused() const noexcept { return send_refused_; }
   // A handshake that failed without a TLS error (timeout, reset, the peer's end): operations
   // after it end with that error too.
@@ -98,6 +100,7 @@ class engine {
   // keys, before the socket starts encrypting. False when the socket did not take all of it.
   bool send_output_now() noexcept;
   void queue_control(unsigned char type, const void* p, std::size_t n);
+  void refuse_sends_for_key_update() noexcept;
 
   // Translates an OpenSSL failure (SSL_get_error's `e` after `r`) into a step.
   step fail(int r, int e, bool in_handshake) noexcept;
@@ -112,10 +115,10 @@ class engine {
   bool ulp_ = false;          // the socket has the "tls" upper-layer protocol
   bool kernel_send_ = false;  // the socket has the send keys
   int control_type_ = -1;     // the type OpenSSL named for its writes (-1: none yet)
-  bool refused_key_update_ = false;  // a KeyUpdate under the kernel's keys was refused
-  // Queued control records (type, payload): rare (tickets, alerts); a record's bytes stay in
-  // place while it is sent, whatever is queued meanwhile.
-  std::deque<std::pair<unsigned char, std::vector<std::byte>>> control_;
+  // Queued control records (type, payload), first first: rare (tickets, alerts), so nothing is
+  // allocated until one comes. A record's bytes stay in place while it is sent whatever is
+  // queued meanwhile (moving the outer vector moves each payload's buffer, not its bytes).
+  std::vector<std::pair<unsigned char, std::vector<std::byte>>> control_;
 };
 
 }  // namespace ringsock::tls::detail

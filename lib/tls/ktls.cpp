@@ -94,10 +94,12 @@ struct kernel_filter {
     BIO_clear_retry_flags(b);
     if (e.kernel_send_) {  // plaintext: queued as one record of its type (23: application data)
       const auto type = static_cast<unsigned char>(e.control_type_ >= 0 ? e.control_type_ : 23);
-      // A KeyUpdate (handshake message 24) would leave the kernel on the old keys while the
-      // peer moves on: refused, so the stream ends with protocol_error instead.
+      // A KeyUpdate of our own (handshake message 24) would leave the kernel on the old keys
+      // while the peer moves on. OpenSSL 3.0 writes one only at an SSL_write, which this path
+      // never makes; should another version write it here, the sends stop as for the peer's
+      // request (engine::refuse_key_update_if_asked).
       if (type == 22 && n > 0 && static_cast<unsigned char>(p[0]) == 24) {
-        e.refused_key_update_ = true;
+        e.refuse_sends_for_key_update();
         return 0;
       }
       try {

@@ -236,8 +236,6 @@ task<io_result<std::size_t>> stream::run_send(std::span<const std::byte> buf, io
   if (const std::error_code f = e.fatal()) co_return {f, 0};
   if (const std::error_code f = e.send_refused()) co_return {f, 0};
   if (e.kernel_send()) {  // the kernel encrypts: the bytes go as they are
-    // Not after our close_notify either (OpenSSL's SSL_write refuses that too).
-    if (SSL_get_shutdown(e.ssl()) & SSL_SENT_SHUTDOWN) co_return {make_error_code(errc::protocol_error), 0};
     std::size_t sent = 0;
     const std::error_code ec = co_await flush(d, true, buf, &sent);
     co_return {ec, sent};
