@@ -59,8 +59,8 @@ namespace {
 accept_op& op_of(io_request& r) noexcept { return *static_cast<accept_op*>(r.op_); }
 }  // namespace
 
-accept_op::~accept_op() {
-  if (source) source->forget(*this);
+void accept_op::abandon() noexcept {
+  source->forget(*this);
 }
 
 void check_op(const socket_core* c, const accept_op&) {

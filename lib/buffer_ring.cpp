@@ -105,13 +105,6 @@ buffer_piece buffer_ring::take(std::uint32_t cqe_flags, std::uint32_t len) noexc
   return p;
 }
 
-bool buffer_ring::release(const buffer_piece& p) noexcept {
-  --held_;
-  if (--pieces_[p.bid] != 0 || !out_[p.bid]) return false;
-  put_back(p.bid);
-  return true;
-}
-
 void buffer_ring::put_back(std::uint16_t bid) noexcept {
   out_[bid] = 0;
   next_offset_[bid] = 0;

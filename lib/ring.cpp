@@ -138,16 +138,16 @@ void ring::flush() noexcept {
 }
 
 void ring::enter(bool wait) noexcept {
-  // Completions already copied out (a nested loop inside a callback of the outer batch) are
-  // work at hand: dispatch them before ever waiting for the kernel.
-  if (batch_head_ < batch_size_) wait = false;
+  // Completions already posted (a nested loop inside a callback of an outer reap) are work at
+  // hand: dispatch them before ever waiting for the kernel.
+  if (io_uring_cq_ready(&uring_) != 0) wait = false;
   before_submit();
   count_enter(wait ? io_uring_submit_and_wait(&uring_, 1) : io_uring_submit_and_get_events(&uring_));
   reap();
 }
 
 void ring::enter_for(std::chrono::nanoseconds limit) noexcept {
-  if (batch_head_ < batch_size_) {
+  if (io_uring_cq_ready(&uring_) != 0) {
     enter(false);
     return;
   }
@@ -159,31 +159,29 @@ void ring::enter_for(std::chrono::nanoseconds limit) noexcept {
 }
 
 void ring::reap() noexcept {
-  // CQEs are copied out and the CQ advanced before dispatch: a completion may resume a
-  // coroutine that submits and reaps again (it then continues this batch).
+  // Each CQE is read and the CQ advanced past it before it is dispatched: a completion may
+  // resume a coroutine that submits and reaps again (that reap then goes on from the next CQE,
+  // and this one finds them taken). No copy into a batch of our own: the head is ours, and on
+  // x86 advancing it is a plain store.
+  io_uring_cq& cq = uring_.cq;
   for (;;) {
-    while (batch_head_ < batch_size_) {
-      const cqe_item it = batch_[batch_head_++];
-      // 0: fire-and-forget (cancel, close); LIBURING_UDATA_TIMEOUT: liburing's own wait timeout
-      if (it.data == 0 || it.data == LIBURING_UDATA_TIMEOUT) continue;
-      if (!(it.flags & IORING_CQE_F_MORE)) --cqes_due_;
-      auto* op = reinterpret_cast<operation*>(static_cast<std::uintptr_t>(it.data));
-      op->on_cqe_(op, it.res, it.flags);
-    }
-    unsigned n = 0, head;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&uring_, head, cqe) {
-      batch_[n++] = {cqe->user_data, cqe->res, cqe->flags};
-      if (n == cqe_batch) break;
-    }
-    io_uring_cq_advance(&uring_, n);
-    counters_.cqes += n;
-    batch_head_ = 0;
-    batch_size_ = n;
-    if (n == 0) {
+    const unsigned head = *cq.khead;
+    if (head == io_uring_smp_load_acquire(cq.ktail)) {
       if (!io_uring_cq_has_overflow(&uring_)) return;
       io_uring_get_events(&uring_);  // the kernel holds overflowed CQEs: have them posted
+      continue;
     }
+    const io_uring_cqe& cqe = cq.cqes[head & cq.ring_mask];  // no CQE32 here: one slot each
+    const std::uint64_t data = cqe.user_data;
+    const int res = cqe.res;
+    const std::uint32_t flags = cqe.flags;
+    io_uring_smp_store_release(cq.khead, head + 1);
+    ++counters_.cqes;
+    // 0: fire-and-forget (cancel, close); LIBURING_UDATA_TIMEOUT: liburing's own wait timeout
+    if (data == 0 || data == LIBURING_UDATA_TIMEOUT) continue;
+    if (!(flags & IORING_CQE_F_MORE)) --cqes_due_;
+    auto* op = reinterpret_cast<operation*>(static_cast<std::uintptr_t>(data));
+    op->on_cqe_(op, res, flags);
   }
 }
 

@@ -210,8 +210,7 @@ void close_core(socket_core& c) noexcept {
   if (!access::in_loop(ctx)) access::ring_of(ctx).flush();  // nobody would submit it until the next run
 }
 
-void free_core_if_unused(socket_core* c) noexcept {
-  if (c->owned || c->armed != 0 || c->held != 0) return;
+void free_core(socket_core* c) noexcept {
   if (c->ctx && !c->ctx->running_in_this_thread()) {
     access::retire_core(*c->ctx, c);  // the live-core list belongs to the context's thread
     return;

@@ -466,7 +466,7 @@ void stream_receiver::push(const buffer_piece& p) {
   ++count;
 }
 
-receive_op::~receive_op() {
+void receive_op::abandon() noexcept {
   if (source && source->rx.direct && source->rx.direct->op_ == this) source->rx.direct = nullptr;
   if (source) forget(*source, *this);
   if (lent_ctx) give_back(*lent_ctx, lent);
@@ -481,8 +481,6 @@ received_buffer receive_borrowed_op::take(const io_request& r) noexcept {
   io_context& ctx = *std::exchange(lent_ctx, nullptr);
   return access::lend(ctx, lent, buffers_of(ctx).data(lent));
 }
-
-void give_back_piece(io_context& ctx, const buffer_piece& p) noexcept { give_back(ctx, p); }
 
 void receive_op::prep(io_uring_sqe* sqe, int fd) noexcept {
   if (!segments.empty())
@@ -591,10 +589,10 @@ void cancel_receive_waiters(socket_core& c) noexcept { cancel_later(*c.ctx, c.rx
 
 namespace ringsock {
 
-void received_buffer::reset() noexcept {
-  if (!ctx_) return;
-  detail::give_back_piece(*std::exchange(ctx_, nullptr), piece_);
+void received_buffer::give_back() noexcept {
+  io_context& ctx = *std::exchange(ctx_, nullptr);
   data_ = nullptr;
+  detail::give_back(ctx, piece_);
 }
 
 }  // namespace ringsock

@@ -597,8 +597,8 @@ TEST_SUITE("lifetime") {
     int n2 = -1;
     std::chrono::steady_clock::duration took{};
     bool done = false;
-    // Both receives complete at submission, so one reap copies both CQEs: the first one's
-    // callback waits for the second, which is already in the batch, not in the kernel.
+    // Both receives complete at submission, so both CQEs are posted before one reap: the first
+    // one's callback waits for the second, which is already in the completion queue, not to come.
     auto ar1 = s1->BeginReceive(b1, 0, 1, ctest::SocketFlags::None,
                                 [&](std::shared_ptr<ctest::IAsyncResult>) {
                                   const auto t0 = std::chrono::steady_clock::now();

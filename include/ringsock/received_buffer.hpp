@@ -43,9 +43,12 @@ class received_buffer {
   std::size_t size() const noexcept { return ctx_ ? piece_.len : 0; }
   bool empty() const noexcept { return size() == 0; }
   // Gives the buffer back to the ring now; the handle is then empty.
-  void reset() noexcept;
+  void reset() noexcept {
+    if (ctx_) give_back();
+  }
 
  private:
+  void give_back() noexcept;
   friend struct detail::access;
   received_buffer(io_context& ctx, const detail::buffer_piece& p, const std::byte* data) noexcept
       : ctx_(&ctx), piece_(p), data_(data) {}

@@ -26,6 +26,13 @@ struct io_result {
 
 namespace detail {
 
+// An empty error_code. std::error_code{} calls std::system_category() out of line each time;
+// this asks once (a result is made per operation).
+inline std::error_code no_error() noexcept {
+  static const std::error_category& system = std::system_category();
+  return std::error_code(0, system);
+}
+
 template <class Awaiter>
 class result_awaiter {
  public:
@@ -49,9 +56,9 @@ class result_awaiter {
   result_type from_errno() {
     const int res = a_.raw_result();
     if constexpr (std::is_void_v<value_type>) {
-      return res < 0 ? make_error_code_from_errno(-res) : std::error_code{};
+      return res < 0 ? make_error_code_from_errno(-res) : no_error();
     } else {
-      if (res >= 0) return {std::error_code{}, a_.await_resume()};
+      if (res >= 0) return {no_error(), a_.await_resume()};
       result_type r{make_error_code_from_errno(-res), value_type{}};
       if constexpr (requires { a_.value_on_error(); }) r.value = a_.value_on_error();
       return r;

@@ -71,7 +71,12 @@ class buffer_ring {
     return base_ + static_cast<std::size_t>(p.bid) * size_ + p.offset;
   }
   // The holder is done with `p`. Returns true when its buffer went back to the ring.
-  bool release(const buffer_piece& p) noexcept;
+  bool release(const buffer_piece& p) noexcept {
+    --held_;
+    if (--pieces_[p.bid] != 0 || !out_[p.bid]) return false;
+    put_back(p.bid);
+    return true;
+  }
 
   void wait(buffer_waiter& w) noexcept;
   void unwait(buffer_waiter& w) noexcept;

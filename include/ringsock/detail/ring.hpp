@@ -85,7 +85,7 @@ class ring {
   // the first. Submits what is queued when the SQ is full, reaping when the CQ is full too.
   io_uring_sqe* reserve_sqes(unsigned n = 1);
   // One of the SQEs reserve_sqes(n) made room for, after the first.
-  io_uring_sqe* next_sqe() noexcept { return io_uring_get_sqe(&uring_); }
+  io_uring_sqe* next_sqe() noexcept { return take_sqe(); }
   // `n` more CQEs will refer to live memory: the owner drains them before freeing it.
   void expect_cqes(unsigned n = 1) noexcept { cqes_due_ += n; }
   std::size_t cqes_due() const noexcept { return cqes_due_; }
@@ -117,15 +117,24 @@ class ring {
 #endif
 
  private:
-  struct cqe_item {
-    std::uint64_t data;
-    int res;
-    std::uint32_t flags;
-  };
-  static constexpr unsigned cqe_batch = 128;
-
   void before_submit() noexcept;
   void probe_send_zc() noexcept;
+  // The next SQE, where reserve_sqes made room (io_uring_get_sqe would check for room again).
+  // No SQE128 or SQPOLL here: one slot per SQE, and the kernel moves the head only in our enter.
+  // The fields a slot's last user may have set are cleared as liburing 2.6+'s get_sqe does: its
+  // prep helpers no longer clear them (2.3's do; the stores are then twice, on one cache line).
+  io_uring_sqe* take_sqe() noexcept {
+    io_uring_sqe* sqe = &uring_.sq.sqes[uring_.sq.sqe_tail++ & uring_.sq.ring_mask];
+    sqe->flags = 0;
+    sqe->ioprio = 0;
+    sqe->rw_flags = 0;
+    sqe->buf_index = 0;
+    sqe->personality = 0;
+    sqe->file_index = 0;
+    sqe->addr3 = 0;
+    sqe->__pad2[0] = 0;
+    return sqe;
+  }
   void count_enter(int r) noexcept {
     ++counters_.enter_calls;
     if (r > 0) counters_.sqes_submitted += static_cast<unsigned>(r);
@@ -137,10 +146,6 @@ class ring {
   ring_features features_{};
   ring_counters counters_{};
   std::size_t cqes_due_ = 0;
-  // The batch being dispatched: one head shared by nested reaps, so a callback that re-enters
-  // the loop continues it (each CQE once, in order; a multishot's last CQE never first).
-  cqe_item batch_[cqe_batch];
-  unsigned batch_head_ = 0, batch_size_ = 0;
 #ifdef RINGSOCK_FAULT_INJECTION
   testing::fault_plan* faults_ = nullptr;
 #endif
@@ -161,14 +166,15 @@ inline io_uring_sqe* ring::reserve_sqes(unsigned n) {
 #ifdef RINGSOCK_FAULT_INJECTION
   if (faults_) faults_->before_acquire(uring_);
 #endif
-  while (io_uring_sq_space_left(&uring_) < n) {
+  while (uring_.sq.ring_entries - (uring_.sq.sqe_tail - __atomic_load_n(uring_.sq.khead, __ATOMIC_RELAXED)) < n)
+      [[unlikely]] {
     before_submit();
     int r = io_uring_submit(&uring_);
     count_enter(r);
     if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) std::terminate();
     if (r <= 0) reap();  // the CQ is full: make room, then try again
   }
-  return io_uring_get_sqe(&uring_);
+  return take_sqe();
 }
 
 }  // namespace ringsock::detail

@@ -71,8 +71,12 @@ struct receive_op {
       : buf(o.buf), segments(o.segments), msg_flags(o.msg_flags), readiness(o.readiness), borrow(o.borrow) {}
   receive_op& operator=(const receive_op&) = delete;
   // Only when it dies unfinished (its frame is destroyed with the context): leaves the FIFO;
-  // a borrowed piece nobody claimed goes back to the ring.
-  ~receive_op();
+  // a borrowed piece nobody claimed goes back to the ring. Inline: a finished one costs a test.
+  ~receive_op() {
+    if (source || lent_ctx) [[unlikely]]
+      abandon();
+  }
+  [[gnu::cold]] void abandon() noexcept;
   void check() const {
     std::size_t room = buf.size();
     for (const iovec& v : segments) room += v.iov_len;
@@ -99,6 +103,7 @@ struct receive_borrowed_op : receive_op {
   static constexpr const char* name = "receive_borrowed_async";
   static constexpr const char* what = "ringsock: receive_borrowed";
   receive_borrowed_op() noexcept { borrow = true; }
+  void check() const noexcept {}  // no buffer, no flags: always well formed
   // The piece, now the caller's (an empty handle at the end of stream).
   received_buffer value(const io_request& r) const noexcept;
   // The piece for the args form (it keeps it in the args).
@@ -315,7 +320,11 @@ struct accept_op {
   accept_op(const accept_op& o) noexcept : buf(o.buf), report_errors(o.report_errors) {}
   accept_op& operator=(const accept_op&) = delete;
   // Only when it dies unfinished (its frame is destroyed with the context): leaves the FIFO.
-  ~accept_op();
+  ~accept_op() {
+    if (source) [[unlikely]]
+      abandon();
+  }
+  [[gnu::cold]] void abandon() noexcept;
   void check() const noexcept {}
   // The accepted descriptor (with a first receive, r.res_ counts its bytes instead).
   int value(const io_request& r) const noexcept { return buf.empty() ? r.res_ : fd; }

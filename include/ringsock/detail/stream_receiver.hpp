@@ -91,8 +91,6 @@ struct stream_receiver {
   bool deliver_due = false;      // a deferred delivery is queued
 };
 
-// A received_buffer (or an unclaimed borrowed piece) gives its buffer back to the ring.
-void give_back_piece(io_context& ctx, const buffer_piece& p) noexcept;
 // The socket closes (its fd is already -1): see "closed" above.
 void close_receiver(socket_core& c) noexcept;
 // The context is being destroyed: waiters complete with ECANCELED, resuming nobody; `later`:
