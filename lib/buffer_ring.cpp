@@ -11,7 +11,6 @@ namespace ringsock::detail {
 namespace {
 // Kernel UAPI newer than liburing 2.3's header.
 constexpr std::uint16_t pbuf_ring_inc = 2;             // IOU_PBUF_RING_INC (6.12)
-constexpr std::uint32_t cqe_buf_more = 1U << 4;        // IORING_CQE_F_BUF_MORE
 constexpr unsigned max_entries = 32768;
 
 #ifdef RINGSOCK_FAULT_INJECTION
@@ -88,22 +87,6 @@ void buffer_ring::unregister(io_uring& ring) noexcept {
   registered_ = false;
 }
 
-buffer_piece buffer_ring::take(std::uint32_t cqe_flags, std::uint32_t len) noexcept {
-  buffer_piece p;
-  p.bid = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
-  p.offset = 0;
-  p.len = len;
-  ++pieces_[p.bid];
-  ++held_;
-  if (incremental_) {
-    p.offset = next_offset_[p.bid];
-    next_offset_[p.bid] += len;
-    if (cqe_flags & cqe_buf_more) return p;  // the kernel goes on filling this buffer
-  }
-  out_[p.bid] = 1;
-  ++lent_;
-  return p;
-}
 
 void buffer_ring::put_back(std::uint16_t bid) noexcept {
   out_[bid] = 0;

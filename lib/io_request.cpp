@@ -55,8 +55,7 @@ void arm_wait_timer(io_request& r, std::int64_t ns, operation::cqe_fn on_timer) 
   ++r.cqes_left_;
 }
 
-void remove_wait_timer(io_request& r) noexcept {
-  if (!r.timer_armed()) return;
+void remove_armed_wait_timer(io_request& r) noexcept {
   io_uring_sqe* sqe = access::ring_of(*r.ctx_).reserve_sqes(1);
   io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(&r.extras().timer), 0);
   io_uring_sqe_set_data64(sqe, 0);

@@ -472,16 +472,6 @@ void receive_op::abandon() noexcept {
   if (lent_ctx) give_back(*lent_ctx, lent);
 }
 
-received_buffer receive_borrowed_op::value(const io_request& r) const noexcept {
-  return const_cast<receive_borrowed_op*>(this)->take(r);  // the op is the awaiter's, not const
-}
-
-received_buffer receive_borrowed_op::take(const io_request& r) noexcept {
-  if (r.res_ <= 0 || !lent_ctx) return {};
-  io_context& ctx = *std::exchange(lent_ctx, nullptr);
-  return access::lend(ctx, lent, buffers_of(ctx).data(lent));
-}
-
 void receive_op::prep(io_uring_sqe* sqe, int fd) noexcept {
   if (!segments.empty())
     io_uring_prep_readv(sqe, fd, segments.data(),

@@ -43,6 +43,7 @@ struct buffer_waiter {
 class buffer_ring {
  public:
   static constexpr std::uint16_t group = 0;
+  static constexpr std::uint32_t cqe_buf_more = 1U << 4;  // IORING_CQE_F_BUF_MORE (6.12; not in 2.3's header)
 
   buffer_ring() noexcept = default;
   ~buffer_ring();
@@ -66,7 +67,22 @@ class buffer_ring {
   unsigned buffer_size() const noexcept { return size_; }
 
   // The piece a CQE with IORING_CQE_F_BUFFER delivered (`len` bytes).
-  buffer_piece take(std::uint32_t cqe_flags, std::uint32_t len) noexcept;
+  buffer_piece take(std::uint32_t cqe_flags, std::uint32_t len) noexcept {
+    buffer_piece p;
+    p.bid = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+    p.offset = 0;
+    p.len = len;
+    ++pieces_[p.bid];
+    ++held_;
+    if (incremental_) {
+      p.offset = next_offset_[p.bid];
+      next_offset_[p.bid] += len;
+      if (cqe_flags & cqe_buf_more) return p;  // the kernel goes on filling this buffer
+    }
+    out_[p.bid] = 1;
+    ++lent_;
+    return p;
+  }
   const std::byte* data(const buffer_piece& p) const noexcept {
     return base_ + static_cast<std::size_t>(p.bid) * size_ + p.offset;
   }

@@ -125,8 +125,13 @@ inline io_request::io_request() noexcept : operation(&io_request::on_cqe) {}
 // A request that waits outside the kernel (in a listener's or a socket's FIFO) for `ns`: a plain
 // timer whose CQE (handled by on_timer) is one more the request waits for.
 void arm_wait_timer(io_request& r, std::int64_t ns, operation::cqe_fn on_timer) noexcept;
-// The wait ended first: asks the kernel to drop that timer (its own CQE still comes).
-void remove_wait_timer(io_request& r) noexcept;
+// The wait ended first: asks the kernel to drop that timer (its own CQE still comes). Inline:
+// nearly every wait has none, and that costs a test.
+[[gnu::cold]] void remove_armed_wait_timer(io_request& r) noexcept;
+inline void remove_wait_timer(io_request& r) noexcept {
+  if (r.timer_armed()) [[unlikely]]
+    remove_armed_wait_timer(r);
+}
 
 // A stop request reached the context's thread: mark the request and cancel it.
 void cancel_now(io_request* r) noexcept;

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <span>
 #include <stdexcept>
+#include <utility>
 
 #include "ringsock/detail/operation.hpp"
 #include "ringsock/detail/socket_core.hpp"
@@ -105,9 +106,15 @@ struct receive_borrowed_op : receive_op {
   receive_borrowed_op() noexcept { borrow = true; }
   void check() const noexcept {}  // no buffer, no flags: always well formed
   // The piece, now the caller's (an empty handle at the end of stream).
-  received_buffer value(const io_request& r) const noexcept;
+  received_buffer value(const io_request& r) const noexcept {
+    return const_cast<receive_borrowed_op*>(this)->take(r);  // the op is the awaiter's, not const
+  }
   // The piece for the args form (it keeps it in the args).
-  received_buffer take(const io_request& r) noexcept;
+  received_buffer take(const io_request& r) noexcept {
+    if (r.res_ <= 0 || !lent_ctx) return {};
+    io_context& ctx = *std::exchange(lent_ctx, nullptr);
+    return access::lend(ctx, lent, access::ring_of(ctx).buffers().data(lent));
+  }
 };
 
 // The flags a send may carry besides MSG_NOSIGNAL (std::invalid_argument otherwise). The throw
